@@ -1,0 +1,356 @@
+/**
+ * The acceptor: one uWebSockets.js listener per acceptor thread (SO_REUSEPORT spreads
+ * connections). For each request it checks framing, route, method, type and size, copies the
+ * body into the ring of the lane chosen for it as a ready-to-store protobuf envelope, and
+ * answers: at once (ack memory), or when the lane's ring watermark says the record is fsynced
+ * (ack durable; `delivered` behaves as durable until a route has sinks).
+ *
+ * Hot-path rules (platform.md): copy onData chunks before returning; attach onAborted before
+ * any asynchronous answer; write asynchronous answers inside cork; one wake-up per lane batch,
+ * never per request.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import type { MessagePort } from 'node:worker_threads';
+import type { CrowdConfig } from '../config/types.js';
+import type { ErrorCode } from '../errors.js';
+import { writeEnvelope, envelopeSize, type EnvelopeFields } from '../envelope/envelope-writer.js';
+import { LaneControl, LaneState } from '../lanes/lane-control.js';
+import { RING_CONTROL_BYTES, SpscRing, reached } from '../ring/spsc-ring.js';
+import { IdGenerator } from './message-ids.js';
+import { RouteTable, resolvePointer, type Route } from './route-table.js';
+import { sendError, sendReceipt } from './replies.js';
+import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
+import { loadUws } from './uws.js';
+
+export interface AcceptorInit {
+  index: number;
+  config: CrowdConfig;
+  /** One ring per lane (this acceptor is the only producer). */
+  rings: SharedArrayBuffer[];
+  laneControls: SharedArrayBuffer[];
+}
+
+/** Ring record = flags byte + envelope. */
+export const RECORD_FSYNC = 1;
+
+/** One request from its headers to its answer. */
+interface RequestCtx {
+  res: HttpResponse;
+  route: Route;
+  lane: number;
+  key: string;
+  kept: string[];
+  media: string;
+  method: string;
+  url: string;
+  query: string;
+  t0: number;
+  aborted: boolean;
+  /** Set once the body is complete or refused: later chunks are ignored. */
+  done: boolean;
+  /** Filled when the record is in the ring and the request waits for the watermark. */
+  id: string;
+  pos: number;
+}
+type Pending = RequestCtx;
+
+/** A FIFO of requests waiting for one lane's watermark. */
+class PendingQueue {
+  items: Pending[] = [];
+  head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(p: Pending): void {
+    this.items.push(p);
+  }
+  peek(): Pending | undefined {
+    return this.items[this.head];
+  }
+  shift(): Pending {
+    const p = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return p;
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function isJsonType(media: string): boolean {
+  return media === 'application/json' || media.endsWith('+json');
+}
+
+/** FNV-1a: which lane a partition key goes to (order per key is kept within a lane). */
+function hashKey(k: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+export class Acceptor {
+  private readonly uws = loadUws();
+  private readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | null = null;
+  private readonly routes: RouteTable;
+  private readonly rings: SpscRing[];
+  private readonly ringBufs: Buffer[];
+  private readonly lanes: LaneControl[];
+  private readonly pending: PendingQueue[];
+  private readonly ids = new IdGenerator();
+  private readonly stats = new AcceptorStats();
+  private readonly retryAfter: number;
+  private readonly maxLogBytes: number;
+  private readonly ackTimeoutMs: number;
+  private readonly maxHeaderCount: number;
+  private rr = 0;
+  private draining = false;
+  private sweepTimer: NodeJS.Timeout;
+  private onDrained: (() => void) | null = null;
+
+  constructor(private readonly init: AcceptorInit) {
+    const c = init.config;
+    this.routes = new RouteTable(c);
+    this.rings = init.rings.map((s) => new SpscRing(s));
+    this.ringBufs = init.rings.map((s) => Buffer.from(s, RING_CONTROL_BYTES, s.byteLength - RING_CONTROL_BYTES));
+    this.lanes = init.laneControls.map((s) => new LaneControl(s));
+    this.pending = this.rings.map(() => new PendingQueue());
+    this.retryAfter = c.ingest.retryAfterSeconds;
+    this.maxLogBytes = c.log.maxLogBytes;
+    this.ackTimeoutMs = c.ingest.ackTimeoutMs;
+    this.maxHeaderCount = c.ingest.maxHeaderCount;
+    this.app = this.uws.App();
+    this.app.any('/*', (res, req) => this.onRequest(res, req));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(250, Math.max(10, this.ackTimeoutMs / 4)));
+  }
+
+  listen(): Promise<number> {
+    const { host, port } = this.init.config.listen;
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (s) => {
+        if (!s) return reject(new Error(`cannot listen on ${host}:${port}`));
+        this.listenSocket = s;
+        resolve(this.uws.us_socket_local_port(s));
+      });
+    });
+  }
+
+  /** A lane says its watermark moved (or its state changed). */
+  onLaneWake(lane: number): void {
+    const ring = this.rings[lane];
+    ring.clearAckWake();
+    const q = this.pending[lane];
+    if (this.lanes[lane].state() === LaneState.Unwritable) {
+      while (q.size > 0) this.fail(q.shift(), 'CROWD_LOG_UNAVAILABLE');
+    } else {
+      const tail = ring.tail();
+      const now = performance.now();
+      while (q.size > 0 && reached(tail, q.peek()!.pos)) {
+        const p = q.shift();
+        if (p.aborted) continue;
+        sendReceipt(p.res, p.id);
+        this.stats.answered(p.route, 200, p.route.cfg.ack, (now - p.t0) / 1000);
+      }
+    }
+    this.maybeDrained();
+  }
+
+  snapshot(): AcceptorSnapshot {
+    return this.stats.snapshot(this.pending.reduce((n, q) => n + q.size, 0));
+  }
+
+  /** Stop taking connections; answer what is pending; resolve when nothing waits. */
+  drain(): Promise<void> {
+    this.draining = true;
+    if (this.listenSocket) {
+      this.uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+    return new Promise((resolve) => {
+      this.onDrained = resolve;
+      this.maybeDrained();
+    });
+  }
+
+  close(): void {
+    clearInterval(this.sweepTimer);
+    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    (this.app as TemplatedApp & { close(): void }).close();
+  }
+
+  private maybeDrained(): void {
+    if (this.onDrained && this.pending.every((q) => q.size === 0)) {
+      const f = this.onDrained;
+      this.onDrained = null;
+      f();
+    }
+  }
+
+  private fail(p: Pending, code: ErrorCode): void {
+    if (p.aborted) return;
+    sendError(p.res, code, { retryAfterSeconds: this.retryAfter });
+    this.stats.answered(p.route, 503, p.route.cfg.ack, -1, code);
+  }
+
+  /** Durable requests not confirmed within ackTimeout get 503 (they may still be stored). */
+  private sweep(): void {
+    const limit = performance.now() - this.ackTimeoutMs;
+    for (const q of this.pending) {
+      while (q.size > 0 && q.peek()!.t0 < limit) this.fail(q.shift(), 'CROWD_ACK_TIMEOUT');
+    }
+    this.maybeDrained();
+  }
+
+  private reject(res: HttpResponse, code: ErrorCode, route: Route | null, head: boolean, hasBody: boolean, allow?: string): void {
+    sendError(res, code, { head, close: hasBody, allow, retryAfterSeconds: this.retryAfter });
+    this.stats.rejected(route, code);
+  }
+
+  private logFull(): boolean {
+    let bytes = 0;
+    for (const l of this.lanes) bytes += l.logBytes();
+    return bytes >= this.maxLogBytes;
+  }
+
+  private onRequest(res: HttpResponse, req: HttpRequest): void {
+    const t0 = performance.now();
+    const method = req.getMethod();
+    const head = method === 'head';
+    const url = req.getUrl();
+
+    // Framing: uWS of this build takes the first of two Content-Length headers and accepts any
+    // Transfer-Encoding; crowd refuses both (request smuggling), and counts headers.
+    let clCount = 0;
+    let cl = -1;
+    let te: string | null = null;
+    let teCount = 0;
+    let headers = 0;
+    let contentType = '';
+    req.forEach((k, v) => {
+      headers++;
+      if (k === 'content-length') {
+        clCount++;
+        cl = /^[0-9]{1,15}$/.test(v) ? Number(v) : -2;
+      } else if (k === 'transfer-encoding') {
+        teCount++;
+        te = v;
+      } else if (k === 'content-type') {
+        contentType = v;
+      }
+    });
+    if (clCount > 1 || teCount > 1 || cl === -2 || (te !== null && (te !== 'chunked' || clCount > 0)) || headers > this.maxHeaderCount) {
+      return this.reject(res, 'CROWD_BAD_FRAMING', null, head, true);
+    }
+    const hasBody = cl > 0 || te !== null;
+
+    const route = this.routes.lookup(url);
+    if (!route) return this.reject(res, 'CROWD_NOT_FOUND', null, head, hasBody);
+    if (!route.methods.has(method)) return this.reject(res, 'CROWD_METHOD_NOT_ALLOWED', route, head, hasBody, route.allow);
+    const semi = contentType.indexOf(';');
+    const media = (semi >= 0 ? contentType.slice(0, semi) : contentType).trim().toLowerCase();
+    if (!route.acceptsAnyType && !route.contentTypes.has(media)) {
+      return this.reject(res, 'CROWD_UNSUPPORTED_MEDIA_TYPE', route, head, hasBody);
+    }
+    const maxBody = route.cfg.maxBodyBytes;
+    if (cl > maxBody) return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, head, true);
+    if (this.draining) return this.reject(res, 'CROWD_DRAINING', route, head, true);
+
+    const laneCount = this.rings.length;
+    let key = '';
+    if (route.key.kind === 'header') key = req.getHeader(route.key.name);
+    let lane = 0;
+    if (laneCount > 1) lane = key !== '' ? hashKey(key) % laneCount : this.rr++ % laneCount;
+    const laneState = this.lanes[lane].state();
+    if (laneState !== LaneState.Ready) {
+      return this.reject(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody);
+    }
+    if (this.logFull()) return this.reject(res, 'CROWD_LOG_FULL', route, head, hasBody);
+
+    const kept: string[] = [];
+    for (const name of route.keepHeaders) {
+      const v = req.getHeader(name);
+      if (v !== '') kept.push(name, v);
+    }
+    const ctx: RequestCtx = {
+      res, route, lane, key, kept, media, method: method.toUpperCase(), url, query: req.getQuery() ?? '', t0,
+      aborted: false, done: false, id: '', pos: 0,
+    };
+    res.onAborted(() => {
+      ctx.aborted = true;
+    });
+
+    let acc: Buffer | null = null;
+    let got = 0;
+    res.onData((chunk, isLast) => {
+      if (ctx.done || ctx.aborted) return;
+      const n = chunk.byteLength;
+      if (got + n > maxBody) {
+        ctx.done = true;
+        return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, false, true);
+      }
+      if (isLast && acc === null) {
+        // The common case: the whole body in one chunk, used before the callback returns.
+        ctx.done = true;
+        return this.complete(ctx, new Uint8Array(chunk));
+      }
+      if (acc === null) acc = Buffer.allocUnsafe(cl > 0 ? cl : Math.min(maxBody, 65536));
+      if (got + n > acc.length) {
+        const bigger = Buffer.allocUnsafe(Math.min(maxBody, Math.max(acc.length * 2, got + n)));
+        acc.copy(bigger, 0, 0, got);
+        acc = bigger;
+      }
+      acc.set(new Uint8Array(chunk), got);
+      got += n;
+      if (isLast) {
+        ctx.done = true;
+        this.complete(ctx, acc.subarray(0, got));
+      }
+    });
+  }
+
+  private complete(ctx: RequestCtx, body: Uint8Array): void {
+    const { res, route } = ctx;
+    if (isJsonType(ctx.media) || route.key.kind === 'json') {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(utf8.decode(body));
+      } catch (e) {
+        return this.reject(res, e instanceof TypeError ? 'CROWD_BAD_UTF8' : 'CROWD_BAD_JSON', route, false, false);
+      }
+      if (route.key.kind === 'json') {
+        const v = resolvePointer(doc, route.key.pointer);
+        if (typeof v === 'string') ctx.key = v;
+        else if (typeof v === 'number' || typeof v === 'boolean') ctx.key = String(v);
+        else if (v !== undefined && v !== null) return this.reject(res, 'CROWD_BAD_KEY', route, false, false);
+        if (this.rings.length > 1 && ctx.key !== '') ctx.lane = hashKey(ctx.key) % this.rings.length;
+      }
+    }
+    const now = Date.now();
+    const id = this.ids.next(now);
+    const fields: EnvelopeFields = {
+      id, topic: route.cfg.topic, receivedAtMs: now, key: ctx.key, headers: ctx.kept, contentType: ctx.media, body,
+      method: ctx.method, path: ctx.url, query: ctx.query,
+    };
+    const size = envelopeSize(fields);
+    const lane = ctx.lane;
+    const ring = this.rings[lane];
+    const at = ring.reserve(size + 1);
+    if (at < 0) return this.reject(res, 'CROWD_RING_FULL', route, false, false);
+    const buf = this.ringBufs[lane];
+    buf[at] = route.needsFsync ? RECORD_FSYNC : 0;
+    writeEnvelope(buf, at + 1, fields);
+    const pos = ring.publish();
+    this.lanes[lane].ring();
+    if (!route.needsFsync) {
+      sendReceipt(res, id);
+      this.stats.answered(route, 200, 'memory', (performance.now() - ctx.t0) / 1000);
+      return;
+    }
+    ctx.id = id;
+    ctx.pos = pos;
+    this.pending[lane].push(ctx);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Writing answers with uWS: the 200 receipt and every error of the error table. HEAD requests
+ * never get a body (the uWS build used here would send one), refusals that leave unread or
+ * untrusted bytes on the connection close it.
+ */
+import type { HttpResponse } from '@trufflesuite/uws-js-unofficial';
+import { ERRORS, ERROR_BODIES, statusLine, type ErrorCode } from '../errors.js';
+
+const JSON_TYPE = 'application/json';
+const STATUS_LINES = new Map<number, string>();
+for (const spec of Object.values(ERRORS)) STATUS_LINES.set(spec.status, statusLine(spec.status));
+
+export function sendReceipt(res: HttpResponse, id: string): void {
+  res.cork(() => {
+    res.writeStatus('200 OK').writeHeader('Content-Type', JSON_TYPE).end('{"status":"OK","id":"' + id + '"}');
+  });
+}
+
+export interface ErrorReplyOptions {
+  head?: boolean;
+  /** Close even if the code does not require it (a body was left unread). */
+  close?: boolean;
+  allow?: string;
+  retryAfterSeconds?: number;
+}
+
+export function sendError(res: HttpResponse, code: ErrorCode, o: ErrorReplyOptions = {}): void {
+  const spec = ERRORS[code] as { status: number; close?: boolean; retryAfter?: boolean };
+  const close = o.close === true || spec.close === true;
+  res.cork(() => {
+    res.writeStatus(STATUS_LINES.get(spec.status)!);
+    res.writeHeader('Content-Type', JSON_TYPE);
+    if (o.allow) res.writeHeader('Allow', o.allow);
+    if (spec.retryAfter) res.writeHeader('Retry-After', String(o.retryAfterSeconds ?? 1));
+    if (o.head) res.endWithoutBody(undefined, close);
+    else res.end(ERROR_BODIES[code], close);
+  });
+}

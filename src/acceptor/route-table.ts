@@ -1,0 +1,88 @@
+/**
+ * Which route a request path belongs to. With config routes, only those exist; without, any
+ * path of letters, digits, '.', '_', '-' segments is a route to the topic of the same name
+ * (made on first use with the dynamic defaults, and remembered up to a bound).
+ */
+import type { CrowdConfig, RouteConfig } from '../config/types.js';
+import { ROUTE_PATH } from '../config/schema.js';
+
+export type KeySource = { kind: 'none' } | { kind: 'header'; name: string } | { kind: 'json'; pointer: string[] };
+
+export interface Route {
+  readonly index: number;
+  readonly cfg: RouteConfig;
+  /** Lower-case methods, as uWS reports them. */
+  readonly methods: ReadonlySet<string>;
+  readonly allow: string;
+  readonly acceptsAnyType: boolean;
+  readonly contentTypes: ReadonlySet<string>;
+  readonly key: KeySource;
+  readonly keepHeaders: readonly string[];
+  readonly needsFsync: boolean;
+}
+
+const MAX_DYNAMIC_ROUTES = 10_000;
+const PATH_RE = new RegExp(ROUTE_PATH);
+
+export function parseKeySource(key: string | undefined): KeySource {
+  if (!key) return { kind: 'none' };
+  if (key.startsWith('header:')) return { kind: 'header', name: key.slice(7).toLowerCase() };
+  const ptr = key.slice(5);
+  return { kind: 'json', pointer: ptr === '' ? [] : ptr.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')) };
+}
+
+function makeRoute(index: number, cfg: RouteConfig): Route {
+  return {
+    index,
+    cfg,
+    methods: new Set(cfg.methods.map((m) => m.toLowerCase())),
+    allow: cfg.methods.join(', '),
+    acceptsAnyType: cfg.contentTypes.length === 0,
+    contentTypes: new Set(cfg.contentTypes),
+    key: parseKeySource(cfg.key),
+    keepHeaders: cfg.keepHeaders,
+    needsFsync: cfg.ack !== 'memory',
+  };
+}
+
+export class RouteTable {
+  private readonly fixed: Map<string, Route> | null;
+  private readonly dynamic = new Map<string, Route>();
+  private nextIndex: number;
+
+  constructor(private readonly config: CrowdConfig) {
+    if (config.routes) {
+      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r)]));
+      this.nextIndex = config.routes.length;
+    } else {
+      this.fixed = null;
+      this.nextIndex = 0;
+    }
+  }
+
+  lookup(path: string): Route | undefined {
+    if (this.fixed) return this.fixed.get(path);
+    let r = this.dynamic.get(path);
+    if (r) return r;
+    if (path.length > 256 || !PATH_RE.test(path)) return undefined;
+    r = makeRoute(this.nextIndex++, { ...this.config.dynamicRoute, path, topic: path.slice(1) });
+    if (this.dynamic.size < MAX_DYNAMIC_ROUTES) this.dynamic.set(path, r);
+    return r;
+  }
+}
+
+/** RFC 6901 evaluation over a parsed JSON value. */
+export function resolvePointer(doc: unknown, tokens: readonly string[]): unknown {
+  let cur: unknown = doc;
+  for (const t of tokens) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    if (Array.isArray(cur)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(t)) return undefined;
+      cur = cur[Number(t)];
+    } else {
+      if (!Object.prototype.hasOwnProperty.call(cur, t)) return undefined;
+      cur = (cur as Record<string, unknown>)[t];
+    }
+  }
+  return cur;
+}

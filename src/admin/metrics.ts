@@ -1,0 +1,73 @@
+/**
+ * Prometheus metrics (prom-client). Counters and histograms that live in other threads
+ * (acceptor snapshots, lane stats in shared memory) are exported through small Metric objects
+ * whose get() builds the values at scrape time; process metrics come from prom-client.
+ */
+import client from 'prom-client';
+import type { HistogramSnapshot } from '../stats/histogram.js';
+import type { StatsSource } from './stats-source.js';
+
+type Labels = Record<string, string | number>;
+interface Value {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+
+function histogramValues(name: string, labels: Labels, h: HistogramSnapshot): Value[] {
+  const out: Value[] = h.buckets.map(([le, c]) => ({
+    metricName: `${name}_bucket`, labels: { ...labels, le: le === Infinity ? '+Inf' : le }, value: c,
+  })) as Value[];
+  out.push({ metricName: `${name}_sum`, labels, value: h.sum }, { metricName: `${name}_count`, labels, value: h.count });
+  return out;
+}
+
+class ScrapedMetric {
+  readonly aggregator = 'sum';
+  constructor(readonly name: string, readonly help: string, readonly type: 'counter' | 'gauge' | 'histogram', private readonly collect: () => Promise<Value[]>) {}
+  async get() {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: await this.collect() };
+  }
+  reset(): void {}
+}
+
+export function createMetrics(src: StatsSource): client.Registry {
+  const reg = new client.Registry();
+  client.collectDefaultMetrics({ register: reg, prefix: 'crowd_process_' });
+  const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => Promise<Value[]>) =>
+    reg.registerMetric(new ScrapedMetric(name, help, type, collect) as unknown as client.Metric);
+
+  add('crowd_requests_total', 'Ingest requests answered, by route and HTTP status.', 'counter', async () => {
+    const s = await src.acceptorTotals();
+    const v: Value[] = [];
+    for (const [path, r] of Object.entries(s.routes)) {
+      for (const [status, n] of Object.entries(r.byStatus)) v.push({ labels: { route: path, status }, value: n });
+    }
+    return v;
+  });
+  add('crowd_refusals_total', 'Ingest refusals by error code.', 'counter', async () =>
+    Object.entries((await src.acceptorTotals()).byCode).map(([code, n]) => ({ labels: { code }, value: n })));
+  add('crowd_ack_latency_seconds', 'Time from request to answer of acknowledged messages, by ack mode.', 'histogram', async () => {
+    const s = await src.acceptorTotals();
+    return Object.entries(s.ackLatency).flatMap(([mode, h]) => histogramValues('crowd_ack_latency_seconds', { mode }, h));
+  });
+  add('crowd_pending_acks', 'Requests waiting for their record to be fsynced.', 'gauge', async () => [
+    { labels: {}, value: (await src.acceptorTotals()).pending },
+  ]);
+  add('crowd_ring_used_bytes', 'Bytes in each acceptor->lane ring not yet released by the lane.', 'gauge', async () =>
+    src.rings().map((r) => ({ labels: { acceptor: r.acceptor, lane: r.lane }, value: r.used })));
+  add('crowd_ring_capacity_bytes', 'Capacity of each acceptor->lane ring.', 'gauge', async () =>
+    src.rings().map((r) => ({ labels: { acceptor: r.acceptor, lane: r.lane }, value: r.capacity })));
+  add('crowd_log_bytes', 'Bytes held by each lane log.', 'gauge', async () =>
+    src.lanes().map((l) => ({ labels: { lane: l.lane }, value: l.bytes })));
+  add('crowd_log_appended_records_total', 'Records appended to each lane log since start.', 'counter', async () =>
+    src.lanes().map((l) => ({ labels: { lane: l.lane }, value: l.records })));
+  add('crowd_log_write_errors_total', 'Failed log writes or fsyncs.', 'counter', async () =>
+    src.lanes().map((l) => ({ labels: { lane: l.lane }, value: l.writeErrors })));
+  add('crowd_log_fsync_seconds', 'fdatasync latency of each lane log.', 'histogram', async () =>
+    src.lanes().flatMap((l) => histogramValues('crowd_log_fsync_seconds', { lane: l.lane }, l.fsync)));
+  add('crowd_log_append_seconds', 'Group-commit latency (write + fdatasync of one batch).', 'histogram', async () =>
+    src.lanes().flatMap((l) => histogramValues('crowd_log_append_seconds', { lane: l.lane }, l.append)));
+  add('crowd_ready', '1 when crowd accepts traffic.', 'gauge', async () => [{ labels: {}, value: src.ready() ? 1 : 0 }]);
+  return reg;
+}

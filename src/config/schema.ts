@@ -1,0 +1,109 @@
+/**
+ * The configuration schema (JSON Schema, checked by ajv) with every default written out.
+ * One place says what a config may contain; src/config/load.ts applies it once and freezes
+ * the result. Later sinks extend `sinks`.
+ */
+export const ROUTE_PATH = '^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
+
+const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' } as const;
+
+export const configSchema = {
+  $id: 'crowd-config',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', minLength: 1, default: '0.0.0.0' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 2104 },
+      },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 2105 },
+        token: { type: 'string', minLength: 16 },
+      },
+    },
+    dataDir: { type: 'string', minLength: 1, default: './data' },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    threads: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        acceptors: { anyOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 64 }], default: 'auto' },
+        lanes: { anyOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 64 }], default: 'auto' },
+      },
+    },
+    ingest: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Bytes of each acceptor->lane ring; a power of two. */
+        ringBytes: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 8388608 },
+        /** A durable request not confirmed by then gets 503 CROWD_ACK_TIMEOUT. */
+        ackTimeout: { ...duration, default: '10s' },
+        /** Idle / slow-client limit for headers and body. */
+        idleTimeout: { ...duration, default: '10s' },
+        maxHeaderCount: { type: 'integer', minimum: 8, maximum: 1000, default: 100 },
+        retryAfterSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        segmentBytes: { type: 'integer', minimum: 65536, default: 67108864 },
+        /** Quota for the whole log; beyond it ingest answers 503 + Retry-After. */
+        maxLogBytes: { type: 'integer', minimum: 1048576, default: 4294967296 },
+        /** Memory-ack only batches are fsynced at least this often. */
+        flushInterval: { ...duration, default: '100ms' },
+        /** Largest group-commit batch. */
+        maxBatchBytes: { type: 'integer', minimum: 65536, default: 4194304 },
+      },
+    },
+    routes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['path'],
+        properties: {
+          path: { type: 'string', pattern: ROUTE_PATH },
+          topic: { type: 'string', pattern: '^[A-Za-z0-9._/-]+$' },
+          methods: {
+            type: 'array', minItems: 1, uniqueItems: true,
+            items: { enum: ['POST', 'PUT', 'PATCH'] }, default: ['POST'],
+          },
+          ack: { enum: ['memory', 'durable', 'delivered'], default: 'durable' },
+          maxBodyBytes: { type: 'integer', minimum: 1, maximum: 67108864, default: 1048576 },
+          contentTypes: {
+            type: 'array', uniqueItems: true,
+            items: { type: 'string', pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }, default: [],
+          },
+          key: { type: 'string', pattern: '^(header:[A-Za-z0-9-]+|json:(/[^/]*)*)$' },
+          keepHeaders: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
+          sinks: { type: 'array', uniqueItems: true, items: { type: 'string' }, default: [] },
+        },
+      },
+    },
+    sinks: {
+      type: 'object',
+      default: {},
+      additionalProperties: {
+        type: 'object',
+        required: ['type'],
+        properties: { type: { enum: ['kafka', 'redis', 'http'] } },
+      },
+    },
+  },
+} as const;

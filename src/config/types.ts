@@ -1,0 +1,42 @@
+/** The validated, defaulted and frozen configuration crowd runs with. */
+export type AckMode = 'memory' | 'durable' | 'delivered';
+
+export interface RouteConfig {
+  readonly path: string;
+  readonly topic: string;
+  readonly methods: readonly string[];
+  readonly ack: AckMode;
+  readonly maxBodyBytes: number;
+  readonly contentTypes: readonly string[];
+  readonly key?: string;
+  readonly keepHeaders: readonly string[];
+  readonly sinks: readonly string[];
+}
+
+export interface CrowdConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly admin: { readonly host: string; readonly port: number; readonly token?: string };
+  readonly dataDir: string;
+  readonly logLevel: string;
+  readonly threads: { readonly acceptors: number; readonly lanes: number };
+  readonly ingest: {
+    readonly ringBytes: number;
+    readonly ackTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxHeaderCount: number;
+    readonly retryAfterSeconds: number;
+  };
+  readonly log: {
+    readonly segmentBytes: number;
+    readonly maxLogBytes: number;
+    readonly flushIntervalMs: number;
+    readonly maxBatchBytes: number;
+  };
+  /** null: no config routes, any POST /<name> goes to topic <name>. */
+  readonly routes: readonly RouteConfig[] | null;
+  /** Defaults applied to routes made on the fly when `routes` is null. */
+  readonly dynamicRoute: Omit<RouteConfig, 'path' | 'topic'>;
+  readonly sinks: Readonly<Record<string, { readonly type: string; readonly [k: string]: unknown }>>;
+  /** Where the config came from, for logs. */
+  readonly source: string;
+}

@@ -1,0 +1,52 @@
+/**
+ * The one table of crowd's error codes: every refusal crowd answers with, its HTTP status and
+ * its message. Bodies are `{"status":"error","code":"CROWD_...","message":"..."}`.
+ * docs/errors.md lists the same table; test/errors.test.ts keeps the two in step.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+  /** The connection is closed after the answer (framing could not be trusted). */
+  readonly close?: boolean;
+  /** Seconds put in Retry-After. */
+  readonly retryAfter?: boolean;
+}
+
+export const ERRORS = {
+  CROWD_BAD_FRAMING: { status: 400, message: 'conflicting or malformed message framing headers', close: true },
+  CROWD_BAD_JSON: { status: 400, message: 'body is not valid JSON' },
+  CROWD_BAD_UTF8: { status: 400, message: 'body is not valid UTF-8' },
+  CROWD_BAD_KEY: { status: 400, message: 'partition key missing or not a string' },
+  CROWD_UNAUTHORIZED: { status: 401, message: 'missing or invalid credentials' },
+  CROWD_NOT_FOUND: { status: 404, message: 'no such route' },
+  CROWD_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
+  CROWD_BODY_TOO_LARGE: { status: 413, message: 'body exceeds the route limit', close: true },
+  CROWD_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'content type not accepted on this route' },
+  CROWD_RING_FULL: { status: 503, message: 'ingest rings are full; retry later', retryAfter: true },
+  CROWD_LOG_FULL: { status: 503, message: 'local log quota reached; retry later', retryAfter: true },
+  CROWD_LOG_UNAVAILABLE: { status: 503, message: 'local log is not writable; message not stored', retryAfter: true },
+  CROWD_DRAINING: { status: 503, message: 'crowd is shutting down', retryAfter: true, close: true },
+  CROWD_ACK_TIMEOUT: { status: 503, message: 'message not confirmed in time; it may or may not be stored', retryAfter: true },
+  CROWD_NOT_READY: { status: 503, message: 'not ready', retryAfter: true },
+  CROWD_INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Pre-rendered JSON body of each error (answers on the hot path are a table lookup). */
+export const ERROR_BODIES: Readonly<Record<ErrorCode, string>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(ERRORS).map(([code, spec]) => [code, JSON.stringify({ status: 'error', code, message: spec.message })]),
+  ) as Record<ErrorCode, string>,
+);
+
+const REASONS: Record<number, string> = {
+  200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Status line text for uWS's writeStatus ("404 Not Found"). */
+export function statusLine(status: number): string {
+  return `${status} ${REASONS[status] ?? ''}`.trim();
+}

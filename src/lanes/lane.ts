@@ -1,0 +1,175 @@
+/**
+ * A lane: drains the rings of every acceptor in batches, frames each record for the log, seals
+ * the batch's checksums in one native call, writes it, and group-commits with one fdatasync
+ * for everything that arrived meanwhile. Then it moves each ring's TAIL (the ack watermark)
+ * and wakes each acceptor once per batch.
+ *
+ * The loop is synchronous and parks in Atomics.wait when idle: a lane does no other I/O, so a
+ * frozen event loop costs nothing, and sync fs calls avoid a thread-pool hop per batch.
+ *
+ * On a write or fsync error the lane marks itself unwritable (acceptors answer 503), cuts the
+ * log back to its last fsync (fsyncgate: never trust a failed fsync), and retries the same
+ * records from the ring, whose TAIL never moved past them.
+ */
+import { MessagePort } from 'node:worker_threads';
+import type { CrowdConfig } from '../config/types.js';
+import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../log/frame-layout.js';
+import { LaneLog } from '../log/lane-log.js';
+import { CursorStore } from '../log/cursors.js';
+import { crc } from '../native/crc32c.js';
+import { SpscRing } from '../ring/spsc-ring.js';
+import { createLogger } from '../logger.js';
+import { observe } from '../stats/histogram.js';
+import { APPEND_HIST, LaneControl, LaneState, SLEEPING, STAT } from './lane-control.js';
+
+export interface LaneTask {
+  lane: number;
+  config: CrowdConfig;
+  /** One ring per acceptor, this lane is the consumer. */
+  rings: SharedArrayBuffer[];
+  control: SharedArrayBuffer;
+  /** One port per acceptor: a message means "your watermark moved". */
+  acceptorPorts: MessagePort[];
+  /** Events for the supervisor: ready (with the recovery report), error. */
+  supervisorPort: MessagePort;
+}
+
+const RECORD_FSYNC = 1;
+const IDLE_WAIT_MS = 1000;
+const RETENTION_EVERY_MS = 1000;
+
+export function runLane(t: LaneTask): { records: number } {
+  const log = createLogger(t.config.logLevel, `lane-${t.lane}`);
+  const ctl = new LaneControl(t.control);
+  const rings = t.rings.map((s) => new SpscRing(s));
+  const { segmentBytes, maxBatchBytes, flushIntervalMs } = t.config.log;
+  let laneLog: LaneLog;
+  try {
+    const opened = LaneLog.open(t.config.dataDir, t.lane, segmentBytes);
+    laneLog = opened.log;
+    ctl.stats[STAT.CORRUPT_AT_START] = opened.report.corruptRegions;
+    ctl.stats[STAT.TORN_AT_START] = opened.report.tornBytes;
+    log.info({ event: 'lane_recovered', ...opened.report }, 'lane log opened');
+    t.supervisorPort.postMessage({ type: 'ready', report: opened.report });
+  } catch (e) {
+    ctl.setState(LaneState.Failed);
+    log.error({ event: 'lane_open_failed', err: e }, 'cannot open the lane log');
+    t.supervisorPort.postMessage({ type: 'error', message: (e as Error).message });
+    throw e;
+  }
+  const cursors = new CursorStore(t.config.dataDir);
+  const publishSizes = () => {
+    ctl.stats[STAT.LOG_BYTES] = laneLog.totalBytes();
+    ctl.stats[STAT.END_OFFSET] = laneLog.endOffset();
+  };
+  publishSizes();
+
+  // Largest frame a ring can hand over is half the ring; the batch holds one more than the budget.
+  const batch = Buffer.allocUnsafe(maxBatchBytes + frameSize(rings.reduce((m, r) => Math.max(m, r.capacity / 2), 0)));
+  const readPos = rings.map((r) => r.consumerStart());
+  const wake = () => {
+    for (let i = 0; i < rings.length; i++) if (rings[i].claimAckWake()) t.acceptorPorts[i].postMessage(0);
+  };
+  ctl.setState(LaneState.Ready);
+  wake();
+
+  let lastSync = performance.now();
+  let lastRetention = 0;
+  let records = 0;
+  let failures = 0;
+
+  for (;;) {
+    // 1. Frame whatever the rings hold (up to the batch budget).
+    let len = 0;
+    let needSync = false;
+    let framed = 0;
+    for (let i = 0; i < rings.length; i++) {
+      const ring = rings[i];
+      readPos[i] = ring.read(readPos[i], maxBatchBytes - len, (idx, n) => {
+        const payload = n - 1;
+        if (ring.data[idx] & RECORD_FSYNC) needSync = true;
+        batch.writeUInt32LE(FRAME_MAGIC, len);
+        batch.writeUInt32LE(payload, len + 8);
+        batch.set(ring.data.subarray(idx + 1, idx + n), len + FRAME_HEADER);
+        const size = frameSize(payload);
+        batch.fill(0, len + FRAME_HEADER + payload, len + size);
+        len += size;
+        framed++;
+      });
+    }
+    try {
+      // 2. One write and, when a durable record is in it (or memory records waited long
+      // enough), one fdatasync for the whole batch: group commit.
+      const t0 = performance.now();
+      if (len > 0) {
+        crc.sealFrames(batch, 0, len);
+        laneLog.write(batch, len);
+        records += framed;
+        ctl.stats[STAT.RECORDS] += framed;
+        ctl.stats[STAT.BATCHES]++;
+      }
+      const stopping = ctl.stopRequested();
+      if (laneLog.hasUnsynced() && (needSync || stopping || t0 - lastSync >= flushIntervalMs || len === 0)) {
+        const s0 = performance.now();
+        laneLog.sync();
+        const s1 = performance.now();
+        lastSync = s1;
+        ctl.stats[STAT.FSYNCS]++;
+        observe(ctl.stats, STAT.FSYNC_HIST, (s1 - s0) / 1000);
+        observe(ctl.stats, APPEND_HIST, (s1 - t0) / 1000);
+        for (let i = 0; i < rings.length; i++) rings[i].release(readPos[i]);
+        if (failures > 0) {
+          failures = 0;
+          ctl.setState(LaneState.Ready);
+          log.info({ event: 'lane_writable' }, 'log writable again');
+        }
+        wake();
+      }
+      publishSizes();
+    } catch (e) {
+      failures++;
+      ctl.stats[STAT.WRITE_ERRORS]++;
+      if (failures === 1) log.error({ event: 'lane_write_failed', err: e }, 'log write or fsync failed; answering 503 until it works again');
+      ctl.setState(LaneState.Unwritable);
+      wake();
+      try {
+        laneLog.repair();
+      } catch (e2) {
+        log.error({ event: 'lane_repair_failed', err: e2 }, 'cannot cut the log back to its last fsync');
+      }
+      for (let i = 0; i < rings.length; i++) readPos[i] = rings[i].consumerStart();
+      publishSizes();
+      Atomics.wait(ctl.i32, SLEEPING, 0, Math.min(1000, 10 * 2 ** Math.min(failures, 7)));
+      if (ctl.stopRequested() && failures > 3) break;
+      continue;
+    }
+
+    const now = performance.now();
+    if (now - lastRetention >= RETENTION_EVERY_MS) {
+      lastRetention = now;
+      const min = cursors.minPosition(t.lane);
+      if (min !== null && laneLog.removeBelow(min) > 0) publishSizes();
+    }
+
+    if (len > 0) continue;
+    if (ctl.stopRequested()) {
+      if (rings.every((r, i) => !r.hasData(readPos[i])) && !laneLog.hasUnsynced()) break;
+      continue;
+    }
+    // 3. Idle: announce sleep, look once more (a producer may have published meanwhile), park.
+    Atomics.store(ctl.i32, SLEEPING, 1);
+    if (rings.some((r, i) => r.hasData(readPos[i]))) {
+      Atomics.store(ctl.i32, SLEEPING, 0);
+      continue;
+    }
+    Atomics.wait(ctl.i32, SLEEPING, 1, laneLog.hasUnsynced() ? flushIntervalMs : IDLE_WAIT_MS);
+    Atomics.store(ctl.i32, SLEEPING, 0);
+  }
+
+  laneLog.close();
+  publishSizes();
+  ctl.setState(LaneState.Stopped);
+  wake();
+  log.info({ event: 'lane_stopped', records }, 'lane stopped');
+  return { records };
+}

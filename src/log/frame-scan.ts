@@ -1,0 +1,82 @@
+/**
+ * Finding frames in log bytes: the one scanner that recovery, verify, dump and sink readers
+ * share. It validates each frame (magic, length, CRC32C) and, after a bad one, resyncs on the
+ * next 4-byte-aligned position holding a frame that checks out. See frame-layout.ts.
+ */
+import { crc } from '../native/crc32c.js';
+import { FRAME_HEADER, FRAME_MAGIC, MAX_FRAME_PAYLOAD, frameSize } from './frame-layout.js';
+
+export interface ScanVisitor {
+  /** A good frame: payload is buf[payloadStart, payloadStart + len). */
+  frame(pos: number, payloadStart: number, len: number): void;
+  /** Bytes [from, to) hold no good frame but good frames follow: corruption in the middle. */
+  corrupt?(from: number, to: number): void;
+}
+
+export interface ScanResult {
+  /** Position after the last good frame, or where scanning stopped for lack of bytes. */
+  goodEnd: number;
+  frames: number;
+  corruptRegions: number;
+  corruptBytes: number;
+  /** True when bytes after goodEnd hold no good frame at all (a torn or corrupt tail). */
+  tail: boolean;
+}
+
+/** Returns the payload length when a whole, valid frame starts at pos, else -1. */
+export function checkFrame(buf: Uint8Array, dv: DataView, pos: number, end: number): number {
+  if (pos + FRAME_HEADER > end) return -1;
+  if (dv.getUint32(pos, true) !== FRAME_MAGIC) return -1;
+  const len = dv.getUint32(pos + 8, true);
+  if (len > MAX_FRAME_PAYLOAD || pos + FRAME_HEADER + len > end) return -1;
+  const sum = crc.crc32c(buf.subarray(pos + 8, pos + FRAME_HEADER + len));
+  return sum === dv.getUint32(pos + 4, true) ? len : -1;
+}
+
+/**
+ * Scans buf[start, end). `complete` says whether end is the real end of the data (a segment
+ * file): then an unfinished frame at the end is a tail. When false (a partial read), scanning
+ * stops before an unfinished frame so the caller can read more.
+ */
+export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanVisitor, complete = true): ScanResult {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const r: ScanResult = { goodEnd: start, frames: 0, corruptRegions: 0, corruptBytes: 0, tail: false };
+  let pos = start;
+  while (pos < end) {
+    const len = checkFrame(buf, dv, pos, end);
+    if (len >= 0) {
+      v.frame(pos, pos + FRAME_HEADER, len);
+      r.frames++;
+      pos += frameSize(len);
+      r.goodEnd = Math.min(pos, end);
+      continue;
+    }
+    if (!complete && mayBeUnfinished(dv, pos, end)) break;
+    // Resync: the next aligned position where a whole good frame starts.
+    let next = -1;
+    for (let q = pos + 4; q + FRAME_HEADER <= end; q += 4) {
+      if (dv.getUint32(q, true) === FRAME_MAGIC && checkFrame(buf, dv, q, end) >= 0) {
+        next = q;
+        break;
+      }
+    }
+    if (next < 0) {
+      if (complete || end - pos > MAX_FRAME_PAYLOAD + FRAME_HEADER) r.tail = true;
+      break;
+    }
+    v.corrupt?.(pos, next);
+    r.corruptRegions++;
+    r.corruptBytes += next - pos;
+    pos = next;
+    r.goodEnd = pos;
+  }
+  return r;
+}
+
+/** A frame whose header is plausible but whose bytes have not all been read yet. */
+function mayBeUnfinished(dv: DataView, pos: number, end: number): boolean {
+  if (pos + FRAME_HEADER > end) return true;
+  if (dv.getUint32(pos, true) !== FRAME_MAGIC) return false;
+  const len = dv.getUint32(pos + 8, true);
+  return len <= MAX_FRAME_PAYLOAD && pos + FRAME_HEADER + len > end;
+}

@@ -1,0 +1,251 @@
+/**
+ * One lane's log writer: owns the lane's segment files, appends group-commit batches, fsyncs,
+ * rolls segments, repairs after an I/O error and removes segments every consumer has passed.
+ * Synchronous on purpose: it runs in a lane thread that does nothing else (see lanes/lane.ts).
+ * Format and invariants: frame-layout.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  SEGMENT_HEADER, SEGMENT_MAGIC, laneDirName, parseSegmentFileName, segmentFileName, segmentHeader,
+} from './frame-layout.js';
+import { scanFrames } from './frame-scan.js';
+import { fsyncDir, writeAll } from './fsutil.js';
+
+export interface SegmentInfo {
+  base: number;
+  size: number;
+  file: string;
+}
+
+export interface RecoveryReport {
+  lane: number;
+  segments: number;
+  /** Frames found in the last segment (the only one a crash can have left unfinished). */
+  tailSegmentRecords: number;
+  tornBytes: number;
+  corruptRegions: number;
+  corruptBytes: number;
+  quarantined: string[];
+  endOffset: number;
+}
+
+export function listSegments(laneDir: string): SegmentInfo[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(laneDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: SegmentInfo[] = [];
+  for (const n of names) {
+    const base = parseSegmentFileName(n);
+    if (base === null) continue;
+    const file = path.join(laneDir, n);
+    out.push({ base, size: fs.statSync(file).size, file });
+  }
+  return out.sort((a, b) => a.base - b.base);
+}
+
+export function listLanes(dataDir: string): number[] {
+  const dir = path.join(dataDir, 'log');
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => /^lane-([0-9]+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+export function laneDir(dataDir: string, lane: number): string {
+  return path.join(dataDir, 'log', laneDirName(lane));
+}
+
+function headerOk(buf: Buffer, base: number): boolean {
+  return buf.length >= SEGMENT_HEADER && buf.subarray(0, 8).equals(SEGMENT_MAGIC) && Number(buf.readBigUInt64LE(8)) === base;
+}
+
+/**
+ * Checks the last segment and truncates a torn tail. Used at start-up (lane open) and by
+ * `crowd log verify`. Returns what it found.
+ */
+export function recoverLastSegment(seg: SegmentInfo): { size: number; records: number; torn: number; corruptRegions: number; corruptBytes: number; badHeader: boolean } {
+  const buf = fs.readFileSync(seg.file);
+  if (!headerOk(buf, seg.base)) return { size: buf.length, records: 0, torn: 0, corruptRegions: 0, corruptBytes: 0, badHeader: true };
+  const r = scanFrames(buf, SEGMENT_HEADER, buf.length, { frame() {} }, true);
+  let size = buf.length;
+  let torn = 0;
+  if (r.tail) {
+    torn = buf.length - r.goodEnd;
+    size = r.goodEnd;
+    const fd = fs.openSync(seg.file, 'r+');
+    try {
+      fs.ftruncateSync(fd, size);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return { size, records: r.frames, torn, corruptRegions: r.corruptRegions, corruptBytes: r.corruptBytes, badHeader: false };
+}
+
+export class LaneLog {
+  readonly dir: string;
+  private segments: SegmentInfo[] = [];
+  private fd = -1;
+  /** Bytes of the active segment that were written (not necessarily fsynced). */
+  private written = 0;
+  /** Bytes of the active segment known to be on disk. */
+  private synced = 0;
+
+  private constructor(readonly lane: number, dataDir: string, private readonly segmentBytes: number) {
+    this.dir = laneDir(dataDir, lane);
+  }
+
+  static open(dataDir: string, lane: number, segmentBytes: number): { log: LaneLog; report: RecoveryReport } {
+    const log = new LaneLog(lane, dataDir, segmentBytes);
+    const report = log.recover();
+    return { log, report };
+  }
+
+  private recover(): RecoveryReport {
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.segments = listSegments(this.dir);
+    const report: RecoveryReport = {
+      lane: this.lane, segments: 0, tailSegmentRecords: 0, tornBytes: 0, corruptRegions: 0, corruptBytes: 0, quarantined: [], endOffset: 0,
+    };
+    while (this.segments.length > 0) {
+      const last = this.segments[this.segments.length - 1];
+      const r = recoverLastSegment(last);
+      if (r.badHeader) {
+        // A segment whose header never made it to disk (crash while rolling) or was damaged:
+        // keep its bytes for inspection under another name, and continue after it.
+        const q = `${last.file}.corrupt`;
+        fs.renameSync(last.file, q);
+        report.quarantined.push(q);
+        this.segments.pop();
+        const nextBase = last.base + Math.max(r.size, SEGMENT_HEADER);
+        this.createSegment(nextBase);
+        break;
+      }
+      last.size = r.size;
+      report.tailSegmentRecords = r.records;
+      report.tornBytes = r.torn;
+      report.corruptRegions = r.corruptRegions;
+      report.corruptBytes = r.corruptBytes;
+      this.fd = fs.openSync(last.file, 'r+');
+      break;
+    }
+    if (this.segments.length === 0) this.createSegment(0);
+    const active = this.active();
+    this.written = this.synced = active.size;
+    report.segments = this.segments.length;
+    report.endOffset = this.endOffset();
+    return report;
+  }
+
+  private active(): SegmentInfo {
+    return this.segments[this.segments.length - 1];
+  }
+
+  private createSegment(base: number): void {
+    const file = path.join(this.dir, segmentFileName(base));
+    const fd = fs.openSync(file, 'wx');
+    try {
+      writeAll(fd, segmentHeader(base), SEGMENT_HEADER, 0);
+      fs.fsyncSync(fd);
+      fsyncDir(this.dir);
+    } catch (e) {
+      // Disk full while rolling: leave no half-made segment behind, so a retry can make it.
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw e;
+    }
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = fd;
+    this.segments.push({ base, size: SEGMENT_HEADER, file });
+    this.written = this.synced = SEGMENT_HEADER;
+  }
+
+  /** Logical offset one past the last written frame. */
+  endOffset(): number {
+    return this.active().base + this.written;
+  }
+
+  /** Bytes held by all segments of this lane. */
+  totalBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.segments.length - 1; i++) n += this.segments[i].size;
+    return n + this.written;
+  }
+
+  segmentList(): readonly SegmentInfo[] {
+    return this.segments;
+  }
+
+  /** Appends buf[0, len) (whole sealed frames). Rolls first when the segment would overflow. */
+  write(buf: Uint8Array, len: number): void {
+    if (this.written > SEGMENT_HEADER && this.written + len > this.segmentBytes) this.roll();
+    writeAll(this.fd, buf, len, this.written);
+    this.written += len;
+    this.active().size = this.written;
+  }
+
+  /** fdatasync: everything written so far is durable when this returns. */
+  sync(): void {
+    if (this.synced === this.written) return;
+    fs.fdatasyncSync(this.fd);
+    this.synced = this.written;
+  }
+
+  hasUnsynced(): boolean {
+    return this.synced !== this.written;
+  }
+
+  /**
+   * After a failed write or fsync: the bytes after the last successful fsync cannot be
+   * trusted (fsyncgate), so cut them off; the caller writes them again from its ring.
+   */
+  repair(): void {
+    fs.ftruncateSync(this.fd, this.synced);
+    fs.fsyncSync(this.fd);
+    this.written = this.synced;
+    this.active().size = this.written;
+  }
+
+  private roll(): void {
+    this.sync();
+    this.createSegment(this.endOffset());
+  }
+
+  /**
+   * Retention: removes whole segments that end at or before `offset` (the lowest cursor of all
+   * consumers of this lane). The active segment is never removed. Returns bytes freed.
+   */
+  removeBelow(offset: number): number {
+    let freed = 0;
+    while (this.segments.length > 1) {
+      const s = this.segments[0];
+      if (s.base + s.size > offset) break;
+      fs.unlinkSync(s.file);
+      freed += s.size;
+      this.segments.shift();
+    }
+    if (freed > 0) fsyncDir(this.dir);
+    return freed;
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      this.sync();
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}

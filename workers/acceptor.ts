@@ -1,0 +1,47 @@
+/**
+ * worker_threads entry of an acceptor: builds the Acceptor from workerData and speaks the
+ * supervisor's small protocol over parentPort (see src/supervisor.ts).
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { Acceptor, type AcceptorInit } from '../src/acceptor/acceptor.js';
+
+interface Data {
+  init: AcceptorInit;
+  lanePorts: MessagePort[];
+}
+
+const { init, lanePorts } = workerData as Data;
+const acceptor = new Acceptor(init);
+const ports: MessagePort[] = [];
+
+function attach(lane: number, port: MessagePort): void {
+  ports[lane]?.close();
+  ports[lane] = port;
+  port.on('message', () => acceptor.onLaneWake(lane));
+}
+lanePorts.forEach((p, i) => attach(i, p));
+
+parentPort!.on('message', (m: { type: string; id?: number; lane?: number; port?: MessagePort }) => {
+  switch (m.type) {
+    case 'lanePort':
+      attach(m.lane!, m.port!);
+      acceptor.onLaneWake(m.lane!);
+      break;
+    case 'snapshot':
+      parentPort!.postMessage({ type: 'snapshot', id: m.id, data: acceptor.snapshot() });
+      break;
+    case 'drain':
+      void acceptor.drain().then(() => parentPort!.postMessage({ type: 'drained' }));
+      break;
+    case 'close':
+      acceptor.close();
+      for (const p of ports) p?.close();
+      parentPort!.close();
+      break;
+  }
+});
+
+acceptor.listen().then(
+  (port) => parentPort!.postMessage({ type: 'listening', port }),
+  (e: Error) => parentPort!.postMessage({ type: 'error', message: e.message }),
+);
