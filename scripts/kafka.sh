@@ -38,7 +38,7 @@ say() { printf '[kafka] %s\n' "$*"; }
 die() { printf '[kafka] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 parse_opts() {
@@ -268,7 +268,16 @@ new_cluster_id() {
 }
 
 # ---------------------------------------------------------------- up/down/status
+# serialise up/down on one dir (e.g. parallel test workers calling `up`)
+lock_dir() {
+  command -v flock >/dev/null || return 0
+  mkdir -p "$DIR"
+  exec 9>"$DIR/.lock"
+  flock -w 180 9 || die "could not lock $DIR/.lock within 180 s"
+}
+
 cmd_up() {
+  lock_dir
   if pid_alive && [ -n "$REC_PORT" ] && [ "$REC_PORT" != "$PORT" ]; then
     die "a broker (pid $(cat "$PIDFILE")) already runs from $DIR on port $REC_PORT; run 'down' first"
   fi
@@ -305,7 +314,7 @@ cmd_up() {
     # shellcheck disable=SC2016
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
       java "${JOPTS[@]}" kafka.Kafka "$CONF" \
-      </dev/null >>"$LOGDIR/kafka.out" 2>&1 &
+      </dev/null >>"$LOGDIR/kafka.out" 2>&1 9>&- &
     local i=0
     while [ ! -s "$PIDFILE" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
     [ -s "$PIDFILE" ] || die "broker did not start (see $LOGDIR/kafka.out)"
@@ -335,6 +344,7 @@ cmd_down() {
     say "not running (no pid file in $DIR)"
     return 0
   fi
+  lock_dir
   if ! pid_alive; then
     say "stale pid file (pid $(cat "$PIDFILE" 2>/dev/null || echo ?) not a running Kafka); removing it"
     rm -f "$PIDFILE"
