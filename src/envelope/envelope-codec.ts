@@ -40,6 +40,13 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   };
 }
 
+/**
+ * protobufjs's encoding of an envelope, with proto3 default values left out (protobufjs writes
+ * any field that is set, even to its default; the canonical proto3 encoding omits them).
+ */
 export function encodeEnvelopeReference(e: Envelope): Uint8Array {
-  return EnvelopeType.encode(EnvelopeType.fromObject(e)).finish();
+  const strip = (o: object) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => !(v === '' || v === 0 || (v instanceof Uint8Array && v.length === 0) || (Array.isArray(v) && v.length === 0))));
+  const set = strip({ ...e, headers: e.headers.map(strip) });
+  return EnvelopeType.encode(EnvelopeType.fromObject(set)).finish();
 }

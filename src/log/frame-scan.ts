@@ -14,7 +14,10 @@ export interface ScanVisitor {
 }
 
 export interface ScanResult {
-  /** Position after the last good frame, or where scanning stopped for lack of bytes. */
+  /**
+   * Position after the last good frame including its padding (so possibly up to 3 bytes past
+   * the end of the data), or where scanning stopped for lack of bytes.
+   */
   goodEnd: number;
   frames: number;
   corruptRegions: number;
@@ -48,7 +51,8 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanV
       v.frame(pos, pos + FRAME_HEADER, len);
       r.frames++;
       pos += frameSize(len);
-      r.goodEnd = Math.min(pos, end);
+      // May pass `end` by up to 3 bytes when a crash cut the last frame's zero padding.
+      r.goodEnd = pos;
       continue;
     }
     if (!complete && mayBeUnfinished(dv, pos, end)) break;

@@ -81,8 +81,10 @@ export function recoverLastSegment(seg: SegmentInfo): { size: number; records: n
   const r = scanFrames(buf, SEGMENT_HEADER, buf.length, { frame() {} }, true);
   let size = buf.length;
   let torn = 0;
-  if (r.tail) {
-    torn = buf.length - r.goodEnd;
+  if (r.tail || r.goodEnd !== buf.length) {
+    // Cut a torn tail, or put back the zero padding a crash cut off the last frame, so the
+    // next frame starts 4-byte aligned again.
+    torn = Math.max(0, buf.length - r.goodEnd);
     size = r.goodEnd;
     const fd = fs.openSync(seg.file, 'r+');
     try {

@@ -1,0 +1,56 @@
+// The hot-path envelope writer against protobufjs, the schema authority (proto/crowd.proto).
+import test from 'ava';
+import fc from 'fast-check';
+import { envelopeSize, writeEnvelope, type EnvelopeFields } from '../src/envelope/envelope-writer.js';
+import { decodeEnvelope, encodeEnvelopeReference } from '../src/envelope/envelope-codec.js';
+
+const fieldsArb = fc.record({
+  id: fc.string({ maxLength: 30 }),
+  topic: fc.string({ maxLength: 40 }),
+  receivedAtMs: fc.integer({ min: 0, max: 2 ** 50 }),
+  key: fc.string({ unit: 'grapheme', maxLength: 20 }),
+  headers: fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ unit: 'grapheme', maxLength: 40 })), { maxLength: 5 }).map((a) => a.flat()),
+  contentType: fc.string({ maxLength: 30 }),
+  body: fc.uint8Array({ maxLength: 3000 }),
+  method: fc.constantFrom('POST', 'PUT', 'PATCH'),
+  path: fc.string({ maxLength: 50 }),
+  query: fc.string({ maxLength: 50 }),
+});
+
+function encode(f: EnvelopeFields): Buffer {
+  const size = envelopeSize(f);
+  const b = Buffer.alloc(size + 8, 0xee);
+  const end = writeEnvelope(b, 4, f);
+  if (end !== 4 + size) throw new Error(`size ${size} but wrote ${end - 4}`);
+  if (b[3] !== 0xee || b[end] !== 0xee) throw new Error('wrote outside its space');
+  return b.subarray(4, end);
+}
+
+test('hand-written bytes decode with protobufjs to the same message, and equal protobufjs encoding', (t) => {
+  fc.assert(
+    fc.property(fieldsArb, (f) => {
+      const bytes = encode(f);
+      const d = decodeEnvelope(bytes);
+      const headers = d.headers.flatMap((h) => [h.name, h.value]);
+      const same = d.id === f.id && d.topic === f.topic && d.receivedAtMs === f.receivedAtMs && d.key === f.key &&
+        JSON.stringify(headers) === JSON.stringify(f.headers) && d.contentType === f.contentType &&
+        Buffer.from(d.body).equals(Buffer.from(f.body)) && d.method === f.method && d.path === f.path && d.query === f.query;
+      const ref = Buffer.from(encodeEnvelopeReference(d));
+      return same && ref.equals(bytes);
+    }),
+    { numRuns: 500 },
+  );
+  t.pass();
+});
+
+test('a typical tracking message', (t) => {
+  const f: EnvelopeFields = {
+    id: '01m81bckre23thw2000001', topic: 'leads', receivedAtMs: 1_795_341_830_903, key: 'shop-7',
+    headers: ['user-agent', 'curl/8'], contentType: 'application/json', body: Buffer.from('{"message":"hi"}'),
+    method: 'POST', path: '/leads', query: 'a=1',
+  };
+  const d = decodeEnvelope(encode(f));
+  t.like(d, { id: f.id, topic: 'leads', key: 'shop-7', contentType: 'application/json', method: 'POST', path: '/leads', query: 'a=1' });
+  t.deepEqual(d.headers, [{ name: 'user-agent', value: 'curl/8' }]);
+  t.is(Buffer.from(d.body).toString(), '{"message":"hi"}');
+});
