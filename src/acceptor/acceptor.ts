@@ -12,13 +12,13 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { MessagePort } from 'node:worker_threads';
 import type { CrowdConfig } from '../config/types.js';
-import type { ErrorCode } from '../errors.js';
+import { ERRORS, type ErrorCode, type ErrorSpec } from '../errors.js';
 import { writeEnvelope, envelopeSize, type EnvelopeFields } from '../envelope/envelope-writer.js';
 import { LaneControl, LaneState } from '../lanes/lane-control.js';
 import { RING_CONTROL_BYTES, SpscRing, reached } from '../ring/spsc-ring.js';
 import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
-import { sendError, sendReceipt } from './replies.js';
+import { sendError, sendInternalError, sendReceipt } from './replies.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
 import { loadUws } from './uws.js';
 
@@ -51,6 +51,10 @@ interface RequestCtx {
   /** Filled when the record is in the ring and the request waits for the watermark. */
   id: string;
   pos: number;
+  /** Content-Length (-1 when chunked), and the body so far when it comes in several chunks. */
+  cl: number;
+  acc: Buffer | null;
+  got: number;
 }
 type Pending = RequestCtx;
 
@@ -122,7 +126,13 @@ export class Acceptor {
     this.ackTimeoutMs = c.ingest.ackTimeoutMs;
     this.maxHeaderCount = c.ingest.maxHeaderCount;
     this.app = this.uws.App();
-    this.app.any('/*', (res, req) => this.onRequest(res, req));
+    this.app.any('/*', (res, req) => {
+      try {
+        this.onRequest(res, req);
+      } catch (e) {
+        this.internalError(res, e);
+      }
+    });
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(250, Math.max(10, this.ackTimeoutMs / 4)));
   }
 
@@ -189,6 +199,15 @@ export class Acceptor {
     }
   }
 
+  /** A bug must cost one request, never the process (uWS aborts on an unanswered request). */
+  private internalError(res: HttpResponse, e: unknown): void {
+    this.stats.rejected(null, 'CROWD_INTERNAL');
+    if (this.internalErrors++ < 10) console.error('crowd acceptor: internal error', e);
+    sendInternalError(res);
+  }
+
+  private internalErrors = 0;
+
   private fail(p: Pending, code: ErrorCode): void {
     if (p.aborted) return;
     sendError(p.res, code, { retryAfterSeconds: this.retryAfter });
@@ -205,8 +224,26 @@ export class Acceptor {
   }
 
   private reject(res: HttpResponse, code: ErrorCode, route: Route | null, head: boolean, hasBody: boolean, allow?: string): void {
-    sendError(res, code, { head, close: hasBody, allow, retryAfterSeconds: this.retryAfter });
     this.stats.rejected(route, code);
+    if (hasBody || (ERRORS[code] as ErrorSpec).close === true) return this.rejectAndClose(res, code, head, allow);
+    sendError(res, code, { head, allow, retryAfterSeconds: this.retryAfter });
+  }
+
+  /**
+   * Refusals that leave unread or untrusted bytes on the connection are answered on the next
+   * loop turn, with the connection closed. Answering at once is not safe with this uWS build:
+   * it goes on parsing the bytes after the refused request as further pipelined requests and
+   * serves them (request smuggling; measured, see test/http-answers.test.ts). With the answer
+   * still pending, uWS closes a connection that pipelines another request instead, so such
+   * bytes are never served; a client that sent nothing more gets its 4xx and a close.
+   */
+  private rejectAndClose(res: HttpResponse, code: ErrorCode, head: boolean, allow?: string): void {
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    res.onData(() => {}); // discard, never buffer, what follows
+    setImmediate(() => {
+      if (!aborted) sendError(res, code, { head, close: true, allow, retryAfterSeconds: this.retryAfter });
+    });
   }
 
   private logFull(): boolean {
@@ -276,39 +313,50 @@ export class Acceptor {
     }
     const ctx: RequestCtx = {
       res, route, lane, key, kept, media, method: method.toUpperCase(), url, query: req.getQuery() ?? '', t0,
-      aborted: false, done: false, id: '', pos: 0,
+      aborted: false, done: false, id: '', pos: 0, cl, acc: null, got: 0,
     };
     res.onAborted(() => {
       ctx.aborted = true;
     });
 
-    let acc: Buffer | null = null;
-    let got = 0;
     res.onData((chunk, isLast) => {
       if (ctx.done || ctx.aborted) return;
-      const n = chunk.byteLength;
-      if (got + n > maxBody) {
+      try {
+        this.onBodyChunk(ctx, chunk, isLast);
+      } catch (e) {
         ctx.done = true;
-        return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, false, true);
-      }
-      if (isLast && acc === null) {
-        // The common case: the whole body in one chunk, used before the callback returns.
-        ctx.done = true;
-        return this.complete(ctx, new Uint8Array(chunk));
-      }
-      if (acc === null) acc = Buffer.allocUnsafe(cl > 0 ? cl : Math.min(maxBody, 65536));
-      if (got + n > acc.length) {
-        const bigger = Buffer.allocUnsafe(Math.min(maxBody, Math.max(acc.length * 2, got + n)));
-        acc.copy(bigger, 0, 0, got);
-        acc = bigger;
-      }
-      acc.set(new Uint8Array(chunk), got);
-      got += n;
-      if (isLast) {
-        ctx.done = true;
-        this.complete(ctx, acc.subarray(0, got));
+        this.internalError(res, e);
       }
     });
+  }
+
+  private onBodyChunk(ctx: RequestCtx, chunk: ArrayBuffer, isLast: boolean): void {
+    const { res, route } = ctx;
+    const maxBody = route.cfg.maxBodyBytes;
+    const n = chunk.byteLength;
+    if (ctx.got + n > maxBody) {
+      ctx.done = true;
+      return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, false, true);
+    }
+    if (isLast && ctx.acc === null) {
+      // The common case: the whole body in one chunk, used before the callback returns.
+      ctx.done = true;
+      return this.complete(ctx, new Uint8Array(chunk));
+    }
+    // Several chunks (or a chunked upload): copy them, since uWS reuses chunk memory.
+    let acc = ctx.acc ?? Buffer.allocUnsafe(ctx.cl > 0 ? ctx.cl : Math.min(maxBody, 65536));
+    if (ctx.got + n > acc.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(maxBody, Math.max(acc.length * 2, ctx.got + n)));
+      acc.copy(bigger, 0, 0, ctx.got);
+      acc = bigger;
+    }
+    acc.set(new Uint8Array(chunk), ctx.got);
+    ctx.acc = acc;
+    ctx.got += n;
+    if (isLast) {
+      ctx.done = true;
+      this.complete(ctx, acc.subarray(0, ctx.got));
+    }
   }
 
   private complete(ctx: RequestCtx, body: Uint8Array): void {

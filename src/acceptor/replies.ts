@@ -24,6 +24,15 @@ export interface ErrorReplyOptions {
   retryAfterSeconds?: number;
 }
 
+/** Last resort when a handler threw: uWS aborts the process if a request is left unanswered. */
+export function sendInternalError(res: HttpResponse): void {
+  try {
+    res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', JSON_TYPE).end(ERROR_BODIES.CROWD_INTERNAL, true));
+  } catch {
+    // Already answered or aborted: nothing more to do.
+  }
+}
+
 export function sendError(res: HttpResponse, code: ErrorCode, o: ErrorReplyOptions = {}): void {
   const spec = ERRORS[code] as { status: number; close?: boolean; retryAfter?: boolean };
   const close = o.close === true || spec.close === true;
@@ -32,7 +41,9 @@ export function sendError(res: HttpResponse, code: ErrorCode, o: ErrorReplyOptio
     res.writeHeader('Content-Type', JSON_TYPE);
     if (o.allow) res.writeHeader('Allow', o.allow);
     if (spec.retryAfter) res.writeHeader('Retry-After', String(o.retryAfterSeconds ?? 1));
-    if (o.head) res.endWithoutBody(undefined, close);
+    // HEAD: no body, Content-Length 0. This uWS build aborts the process when
+    // endWithoutBody gets any other length, or undefined with close (measured).
+    if (o.head) res.endWithoutBody(0, close);
     else res.end(ERROR_BODIES[code], close);
   });
 }

@@ -23,6 +23,8 @@ export interface Route {
 
 const MAX_DYNAMIC_ROUTES = 10_000;
 const PATH_RE = new RegExp(ROUTE_PATH);
+/** Never topics: the admin API's paths answer 404 on the ingest port, and dot segments. */
+const RESERVED = /^\/(healthz|readyz|stats|metrics|servers)(\/|$)|(^|\/)\.{1,2}(\/|$)/;
 
 export function parseKeySource(key: string | undefined): KeySource {
   if (!key) return { kind: 'none' };
@@ -64,7 +66,7 @@ export class RouteTable {
     if (this.fixed) return this.fixed.get(path);
     let r = this.dynamic.get(path);
     if (r) return r;
-    if (path.length > 256 || !PATH_RE.test(path)) return undefined;
+    if (path.length > 256 || !PATH_RE.test(path) || RESERVED.test(path)) return undefined;
     r = makeRoute(this.nextIndex++, { ...this.config.dynamicRoute, path, topic: path.slice(1) });
     if (this.dynamic.size < MAX_DYNAMIC_ROUTES) this.dynamic.set(path, r);
     return r;

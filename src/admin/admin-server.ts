@@ -94,7 +94,7 @@ export class AdminServer {
     res.cork(() => {
       res.writeStatus(statusLine(ERRORS[code].status)).writeHeader('Content-Type', 'application/json');
       if (allow) res.writeHeader('Allow', allow);
-      if (head) res.endWithoutBody();
+      if (head) res.endWithoutBody(0);
       else res.end(ERROR_BODIES[code]);
     });
   }

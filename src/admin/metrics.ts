@@ -33,7 +33,7 @@ class ScrapedMetric {
 
 export function createMetrics(src: StatsSource): client.Registry {
   const reg = new client.Registry();
-  client.collectDefaultMetrics({ register: reg, prefix: 'crowd_process_' });
+  client.collectDefaultMetrics({ register: reg, prefix: 'crowd_' });
   const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => Promise<Value[]>) =>
     reg.registerMetric(new ScrapedMetric(name, help, type, collect) as unknown as client.Metric);
 

@@ -1,0 +1,83 @@
+// Configuration: defaults, environment overrides, JSON and YAML files, and invalid files that
+// make `crowd start` exit non-zero naming the field.
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../src/config/load.js';
+import { runCli, tempDir } from './helpers/crowd-process.js';
+
+test('no file: the embedded defaults, dynamic routes, frozen', (t) => {
+  const c = loadConfig({ env: {} });
+  t.like(c, { listen: { host: '0.0.0.0', port: 2104 }, admin: { host: '127.0.0.1', port: 2105 }, routes: null, logLevel: 'info' });
+  t.is(c.dataDir, path.resolve('./data'));
+  t.true(c.threads.acceptors >= 1 && c.threads.lanes >= 1);
+  t.true(Object.isFrozen(c) && Object.isFrozen(c.listen));
+  t.throws(() => {
+    (c.listen as { port: number }).port = 1;
+  });
+});
+
+test('environment overrides the file', (t) => {
+  const dir = tempDir();
+  const file = path.join(dir, 'c.json');
+  fs.writeFileSync(file, JSON.stringify({ listen: { port: 9000 }, dataDir: '/tmp/x' }));
+  const c = loadConfig({ env: { CROWD_CONFIG: file, CROWD_PORT: '9100', CROWD_ADMIN_PORT: '9101', CROWD_DATA_DIR: dir, CROWD_LOG_LEVEL: 'warn' } });
+  t.is(c.listen.port, 9100);
+  t.is(c.admin.port, 9101);
+  t.is(c.dataDir, dir);
+  t.is(c.logLevel, 'warn');
+  t.is(c.source, file);
+});
+
+test('YAML file with routes gets route defaults', (t) => {
+  const dir = tempDir();
+  const file = path.join(dir, 'c.yaml');
+  fs.writeFileSync(file, 'routes:\n  - path: /leads\n    ack: memory\n    key: "header:X-Shop"\n    keepHeaders: [User-Agent]\n');
+  const c = loadConfig({ file, env: {} });
+  t.deepEqual(c.routes![0], {
+    path: '/leads', topic: 'leads', methods: ['POST'], ack: 'memory', maxBodyBytes: 1048576, contentTypes: [],
+    key: 'header:X-Shop', keepHeaders: ['user-agent'], sinks: [],
+  });
+});
+
+const bad: Array<[string, unknown, RegExp]> = [
+  ['unknown ack mode', { routes: [{ path: '/a', ack: 'eventually' }] }, /\/routes\/0\/ack .*memory, durable, delivered/],
+  ['port out of range', { listen: { port: 70000 } }, /\/listen\/port must be <= 65535/],
+  ['unknown field', { listne: {} }, /must NOT have additional properties \("listne"\)/],
+  ['bad route path', { routes: [{ path: 'leads' }] }, /\/routes\/0\/path must match pattern/],
+  ['route naming a missing sink', { routes: [{ path: '/a', sinks: ['nope'] }] }, /\/routes\/0\/sinks names "nope"/],
+  ['ring not a power of two', { ingest: { ringBytes: 100000 } }, /ringBytes must be a power of two/],
+  ['body limit larger than the ring allows', { routes: [{ path: '/a', maxBodyBytes: 8000000 }] }, /\/routes\/0\/maxBodyBytes.*ringBytes >= /],
+  ['duplicate route', { routes: [{ path: '/a' }, { path: '/a' }] }, /defined twice/],
+];
+for (const [name, doc, re] of bad) {
+  test(`invalid config: ${name}`, (t) => {
+    const dir = tempDir();
+    const file = path.join(dir, 'c.json');
+    fs.writeFileSync(file, JSON.stringify(doc));
+    const e = t.throws(() => loadConfig({ file, env: {} }), { instanceOf: ConfigError });
+    t.regex(e!.message, re);
+  });
+}
+
+test('CROWD_PORT that is not a number is refused', (t) => {
+  t.throws(() => loadConfig({ env: { CROWD_PORT: 'eighty' } }), { message: /CROWD_PORT must be an integer/ });
+});
+
+test('crowd start with an invalid file exits 2 and names the field on stderr', async (t) => {
+  const dir = tempDir();
+  const file = path.join(dir, 'c.json');
+  fs.writeFileSync(file, JSON.stringify({ routes: [{ path: '/a', maxBodyBytes: 'big' }] }));
+  const r = await runCli(['start', '--config', file], { CROWD_DATA_DIR: dir });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /\/routes\/0\/maxBodyBytes must be integer/);
+});
+
+test('crowd start with a file that is not JSON exits 2', async (t) => {
+  const dir = tempDir();
+  const file = path.join(dir, 'c.json');
+  fs.writeFileSync(file, '{"routes": [');
+  const r = await runCli(['start', '--config', file], { CROWD_DATA_DIR: dir });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /is not valid JSON/);
+});
