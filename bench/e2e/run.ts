@@ -1,0 +1,244 @@
+/**
+ * End-to-end benchmark: runs every case in bench/e2e/cases (data files, one per case) in ONE
+ * run on this machine, so crowd is compared with its ceiling and baselines under the same
+ * conditions, and writes bench/results/<date>.json, a Markdown table (also latest.md) and an
+ * SVG chart (latest.svg).
+ *
+ *   npm run bench:e2e [-- --only 04,05] [--duration 5]
+ *
+ * Load comes from wrk (ceilings and max-rate cases) or autocannon (fixed-rate latency cases);
+ * both run on the same 2-core box as the server, so absolute figures are conservative and the
+ * ratios taken in one run are what matter.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../../..');
+const casesDir = path.join(repo, 'bench/e2e/cases');
+const resultsDir = path.join(repo, 'bench/results');
+
+interface Case {
+  id: string;
+  name: string;
+  server: 'uws-hello' | 'fastify-hello' | 'crowd';
+  role: 'ceiling' | 'baseline' | 'crowd';
+  tool: 'wrk' | 'autocannon';
+  connections: number;
+  duration: number;
+  bodyBytes: number;
+  ack?: 'memory' | 'durable';
+  rateOf?: string;
+  rateFraction?: number;
+  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number };
+}
+
+interface Outcome {
+  id: string;
+  name: string;
+  role: string;
+  tool: string;
+  connections: number;
+  durationS: number;
+  bodyBytes: number;
+  rate?: number;
+  reqPerSec: number;
+  non2xx: number;
+  errors: number;
+  latencyMs: { p50: number; p90?: number; p99: number; p999: number; max: number };
+  serverCpuPct: number;
+  serverPeakRssMb: number;
+  ratioToCeiling?: number;
+  ratioToBaseline?: number;
+  target?: Case['target'];
+  verdict?: string;
+}
+
+function args(): { only: string[] | null; duration: number | null } {
+  const a = process.argv.slice(2);
+  const only = a.includes('--only') ? a[a.indexOf('--only') + 1].split(',') : null;
+  const duration = a.includes('--duration') ? Number(a[a.indexOf('--duration') + 1]) : null;
+  return { only, duration };
+}
+
+function loadCases(): Case[] {
+  const { only, duration } = args();
+  return fs
+    .readdirSync(casesDir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => ({ id: f.replace(/\.json$/, ''), ...(JSON.parse(fs.readFileSync(path.join(casesDir, f), 'utf8')) as Omit<Case, 'id'>) }))
+    .filter((c) => !only || only.some((o) => c.id.startsWith(o)))
+    .map((c) => (duration ? { ...c, duration } : c));
+}
+
+function cpuTicks(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+([0-9]+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
+let nextPort = 14100;
+
+async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
+  const port = nextPort++;
+  let child: ChildProcess;
+  let dataDir: string | null = null;
+  if (c.server === 'crowd') {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
+    const cfg = path.join(dataDir, 'bench.json');
+    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', routes: [{ path: '/leads', ack: c.ack ?? 'durable' }] }));
+    child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg], {
+      env: { ...process.env, CROWD_PORT: String(port), CROWD_ADMIN_PORT: String(port + 1000), CROWD_DATA_DIR: path.join(dataDir, 'data'), CROWD_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+  } else {
+    child = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  }
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${c.server} did not start`)), 20000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('listening') || out.includes('"event":"started"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${c.server} exited ${code}`)));
+  });
+  return {
+    child,
+    port,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function runWrk(c: Case, port: number): Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'> {
+  const r = spawnSync('wrk', ['-t1', `-c${c.connections}`, `-d${c.duration}s`, '-s', path.join(repo, 'bench/e2e/post.lua'), `http://127.0.0.1:${port}/leads`], {
+    env: { ...process.env, BODY_BYTES: String(c.bodyBytes) },
+    encoding: 'utf8',
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
+  if (!line) throw new Error(`wrk gave no summary: ${r.stdout} ${r.stderr}`);
+  const j = JSON.parse(line.slice(8)) as Record<string, number>;
+  return {
+    tool: 'wrk', connections: c.connections, durationS: c.duration, bodyBytes: c.bodyBytes,
+    reqPerSec: Math.round((j.requests / j.durationUs) * 1e6),
+    non2xx: j.non2xx,
+    errors: j.connectErrors + j.readErrors + j.writeErrors + j.timeouts,
+    latencyMs: { p50: j.p50 / 1000, p90: j.p90 / 1000, p99: j.p99 / 1000, p999: j.p999 / 1000, max: j.max / 1000 },
+  };
+}
+
+async function runAutocannon(c: Case, port: number, rate: number | undefined): Promise<Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'>> {
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}/leads`, method: 'POST', connections: c.connections, duration: c.duration,
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ e: 'x'.repeat(Math.max(0, c.bodyBytes - 10)) }), // bodyBytes of JSON
+    ...(rate ? { overallRate: rate } : {}),
+  });
+  return {
+    tool: 'autocannon', connections: c.connections, durationS: c.duration, bodyBytes: c.bodyBytes, rate,
+    reqPerSec: Math.round(r.requests.average),
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p999: r.latency.p99_9, max: r.latency.max },
+  };
+}
+
+function table(outcomes: Outcome[], meta: Record<string, string>): string {
+  const rows = outcomes.map((o) =>
+    `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${o.verdict ?? ''} |`);
+  return [
+    `# crowd end-to-end benchmark, ${meta.date}`,
+    '',
+    `Machine: ${meta.machine}. Node ${meta.node}. One run; load generator on the same machine. Body ${outcomes[0]?.bodyBytes ?? ''} B JSON, POST /leads.`,
+    '',
+    '| case | load | req/s | p50 ms | p99 ms | p99.9 ms | vs ceiling | vs baseline | server CPU | peak RSS MB | non-2xx + errors | target |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows,
+    '',
+    'Ceiling: a bare uWebSockets.js server answering a fixed receipt (stores nothing). Baseline: fastify hello-world (stores nothing).',
+    'Server CPU: the server process\'s CPU time over the run divided by the wall time (200% = both cores).',
+    '',
+  ].join('\n');
+}
+
+function svg(outcomes: Outcome[]): string {
+  const w = 760;
+  const barH = 26;
+  const left = 330;
+  const max = Math.max(...outcomes.map((o) => o.reqPerSec), 1);
+  const h = outcomes.length * (barH + 10) + 40;
+  const bars = outcomes.map((o, i) => {
+    const y = 30 + i * (barH + 10);
+    const bw = Math.round(((w - left - 90) * o.reqPerSec) / max);
+    const color = o.role === 'ceiling' ? '#999' : o.role === 'baseline' ? '#c96' : '#3a7';
+    return `<text x="${left - 8}" y="${y + 17}" text-anchor="end" font-size="12">${o.name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>` +
+      `<rect x="${left}" y="${y}" width="${bw}" height="${barH}" fill="${color}"/>` +
+      `<text x="${left + bw + 6}" y="${y + 17}" font-size="12">${o.reqPerSec.toLocaleString('en-US')}/s</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">` +
+    `<text x="10" y="18" font-size="14" font-weight="bold">requests per second (higher is better)</text>${bars.join('')}</svg>\n`;
+}
+
+async function main(): Promise<void> {
+  const cases = loadCases();
+  const outcomes: Outcome[] = [];
+  const byId = new Map<string, Outcome>();
+  for (const [i, c] of cases.entries()) {
+    process.stderr.write(`[${i + 1}/${cases.length}] ${c.name} (${c.duration}s)... `);
+    const srv = await startServer(c);
+    await new Promise((r) => setTimeout(r, 500));
+    const ticks0 = cpuTicks(srv.child.pid!);
+    const t0 = performance.now();
+    const rate = c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined;
+    const r = c.tool === 'wrk' ? runWrk(c, srv.port) : await runAutocannon(c, srv.port, rate);
+    const wall = (performance.now() - t0) / 1000;
+    const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
+    const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
+    await srv.stop();
+    outcomes.push(o);
+    byId.set(c.id, o);
+    process.stderr.write(`${o.reqPerSec.toLocaleString('en-US')} req/s, p99 ${o.latencyMs.p99.toFixed(2)} ms\n`);
+  }
+  const ceiling = outcomes.find((o) => o.role === 'ceiling');
+  const baseline = outcomes.find((o) => o.role === 'baseline');
+  for (const o of outcomes) {
+    if (ceiling && o !== ceiling && !o.rate) o.ratioToCeiling = o.reqPerSec / ceiling.reqPerSec;
+    if (baseline && o.role === 'crowd' && !o.rate) o.ratioToBaseline = o.reqPerSec / baseline.reqPerSec;
+    const t = o.target;
+    if (t?.ratioToCeiling !== undefined && o.ratioToCeiling !== undefined) {
+      o.verdict = `${o.ratioToCeiling >= t.ratioToCeiling ? 'MET' : 'MISSED'} >= ${Math.round(t.ratioToCeiling * 100)}%${t.goal ? ` (goal ${Math.round(t.goal * 100)}%)` : ''}`;
+    }
+    if (t?.p99Ms !== undefined) o.verdict = `${o.latencyMs.p99 <= t.p99Ms && o.non2xx + o.errors === 0 ? 'MET' : 'MISSED'} p99 <= ${t.p99Ms} ms`;
+  }
+  const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
+  const meta = { date, node: process.version, machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB` };
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, `${date}.json`), `${JSON.stringify({ meta, outcomes }, null, 2)}\n`);
+  const md = table(outcomes, meta);
+  fs.writeFileSync(path.join(resultsDir, `${date}.md`), md);
+  fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svg(outcomes));
+  process.stdout.write(md);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+});
