@@ -54,3 +54,20 @@ test('a typical tracking message', (t) => {
   t.deepEqual(d.headers, [{ name: 'user-agent', value: 'curl/8' }]);
   t.is(Buffer.from(d.body).toString(), '{"message":"hi"}');
 });
+
+test('the hot-path writer writes exactly what the generic writer writes', async (t) => {
+  const { routeFields, stringFieldBytes, envelopeSizeFast, writeEnvelopeFast } = await import('../src/envelope/envelope-writer.js');
+  fc.assert(
+    fc.property(fieldsArb, fc.stringMatching(/^[0-9a-z]{1,40}$/), fc.integer({ min: 1, max: 2 ** 50 }), (f, id, ts) => {
+      const g = { ...f, id, receivedAtMs: ts };
+      const rf = routeFields(g.topic, g.method, g.path);
+      const ct = stringFieldBytes(6, g.contentType);
+      const size = envelopeSizeFast(id, rf, ts, g.key, g.headers, ct, g.body, g.query);
+      const fast = Buffer.alloc(size);
+      const end = writeEnvelopeFast(fast, 0, id, rf, ts, g.key, g.headers, ct, g.body, g.query);
+      return end === size && fast.equals(encode(g));
+    }),
+    { numRuns: 500 },
+  );
+  t.pass();
+});

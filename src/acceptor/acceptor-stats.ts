@@ -31,18 +31,15 @@ export class AcceptorStats {
   private success = 0;
   private failed = 0;
   private readonly byCode = new Map<string, number>();
-  private readonly routes = new Map<string, { topic: string; byStatus: Map<number, number> }>();
+  /** Routes that have counts (each route object carries its own counts). */
+  private readonly routes = new Set<Route>();
+  private readonly unrouted = new Map<number, number>();
   private readonly hist = new Float64Array(MODES.length * SLOTS);
 
   private count(route: Route | null, status: number): void {
-    const path = route ? route.cfg.path : '(none)';
-    let r = this.routes.get(path);
-    if (!r) {
-      if (this.routes.size >= MAX_ROUTES_TRACKED) return;
-      r = { topic: route ? route.cfg.topic : '', byStatus: new Map() };
-      this.routes.set(path, r);
-    }
-    r.byStatus.set(status, (r.byStatus.get(status) ?? 0) + 1);
+    const m = route ? route.counts : this.unrouted;
+    m.set(status, (m.get(status) ?? 0) + 1);
+    if (route && route.counts.size === 1 && !this.routes.has(route) && this.routes.size < MAX_ROUTES_TRACKED) this.routes.add(route);
   }
 
   answered(route: Route, status: number, mode: AckMode, seconds: number, code?: ErrorCode): void {
@@ -64,9 +61,9 @@ export class AcceptorStats {
 
   snapshot(pending: number): AcceptorSnapshot {
     const routes: Record<string, RouteCounts> = {};
-    for (const [path, r] of this.routes) {
-      routes[path] = { topic: r.topic, byStatus: Object.fromEntries([...r.byStatus].map(([k, v]) => [String(k), v])) };
-    }
+    const byStatus = (m: Map<number, number>) => Object.fromEntries([...m].map(([k, v]) => [String(k), v]));
+    for (const r of this.routes) routes[r.cfg.path] = { topic: r.cfg.topic, byStatus: byStatus(r.counts) };
+    if (this.unrouted.size > 0) routes['(none)'] = { topic: '', byStatus: byStatus(this.unrouted) };
     const ackLatency = {} as Record<AckMode, HistogramSnapshot>;
     MODES.forEach((mode, i) => (ackLatency[mode] = snapshotHistogram(this.hist, i * SLOTS)));
     return { success: this.success, failed: this.failed, byCode: Object.fromEntries(this.byCode), routes, ackLatency, pending };

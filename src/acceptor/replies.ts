@@ -10,6 +10,12 @@ const JSON_TYPE = 'application/json';
 const STATUS_LINES = new Map<number, string>();
 for (const spec of Object.values(ERRORS)) STATUS_LINES.set(spec.status, statusLine(spec.status));
 
+/** The receipt from inside a uWS callback (already corked by uWS; 200 is its default status). */
+export function sendReceiptNow(res: HttpResponse, id: string): void {
+  res.writeHeader('Content-Type', JSON_TYPE).end('{"status":"OK","id":"' + id + '"}');
+}
+
+/** The receipt after an asynchronous boundary (a lane's wake-up): corked. */
 export function sendReceipt(res: HttpResponse, id: string): void {
   res.cork(() => {
     res.writeStatus('200 OK').writeHeader('Content-Type', JSON_TYPE).end('{"status":"OK","id":"' + id + '"}');

@@ -4,6 +4,7 @@
  * (made on first use with the dynamic defaults, and remembered up to a bound).
  */
 import type { CrowdConfig, RouteConfig } from '../config/types.js';
+import { routeFields, type RouteFields } from '../envelope/envelope-writer.js';
 import { ROUTE_PATH } from '../config/schema.js';
 
 export type KeySource = { kind: 'none' } | { kind: 'header'; name: string } | { kind: 'json'; pointer: string[] };
@@ -19,6 +20,10 @@ export interface Route {
   readonly key: KeySource;
   readonly keepHeaders: readonly string[];
   readonly needsFsync: boolean;
+  /** Pre-encoded envelope fields per (lower-case) method: topic, method, path. */
+  readonly fields: ReadonlyMap<string, RouteFields>;
+  /** Answers by HTTP status, counted by this acceptor (see acceptor-stats.ts). */
+  readonly counts: Map<number, number>;
 }
 
 const MAX_DYNAMIC_ROUTES = 10_000;
@@ -44,6 +49,8 @@ function makeRoute(index: number, cfg: RouteConfig): Route {
     key: parseKeySource(cfg.key),
     keepHeaders: cfg.keepHeaders,
     needsFsync: cfg.ack !== 'memory',
+    fields: new Map(cfg.methods.map((m) => [m.toLowerCase(), routeFields(cfg.topic, m, cfg.path)])),
+    counts: new Map(),
   };
 }
 

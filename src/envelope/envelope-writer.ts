@@ -97,3 +97,68 @@ export function writeEnvelope(b: Buffer, at: number, f: EnvelopeFields): number 
   at = writeStr(b, at, 0x4a, f.path);
   return writeStr(b, at, 0x52, f.query);
 }
+
+/**
+ * Bytes of one string field (tag, length, UTF-8), computed once and copied on each request:
+ * a route's topic, its method and path, a content type seen before.
+ */
+export function stringFieldBytes(fieldNumber: number, s: string): Buffer {
+  const b = Buffer.alloc(strField(s));
+  writeStr(b, 0, (fieldNumber << 3) | 2, s);
+  return b;
+}
+
+/** Per-route constant parts of the envelope: field 2 (topic), fields 8 and 9 (method, path). */
+export interface RouteFields {
+  topic: Buffer;
+  methodPath: Buffer;
+}
+
+export function routeFields(topic: string, method: string, path: string): RouteFields {
+  return { topic: stringFieldBytes(2, topic), methodPath: Buffer.concat([stringFieldBytes(8, method), stringFieldBytes(9, path)]) };
+}
+
+/** Size of what writeEnvelopeFast writes (same bytes as envelopeSize/writeEnvelope). */
+export function envelopeSizeFast(id: string, rf: RouteFields, receivedAtMs: number, key: string, headers: string[], ct: Buffer, body: Uint8Array, query: string): number {
+  let n = 2 + id.length + rf.topic.length + 1 + varintSize(receivedAtMs) + strField(key);
+  for (let i = 0; i < headers.length; i += 2) {
+    const h = headerSize(headers[i], headers[i + 1]);
+    n += 1 + varintSize(h) + h;
+  }
+  n += ct.length + rf.methodPath.length + strField(query);
+  if (body.length > 0) n += 1 + varintSize(body.length) + body.length;
+  return n;
+}
+
+/**
+ * The hot-path writer: like writeEnvelope, with the constant fields pre-encoded and the id
+ * (ASCII, < 128 chars, non-empty) copied byte by byte instead of through the UTF-8 encoder.
+ * test/envelope.test.ts checks it writes exactly what writeEnvelope writes.
+ */
+export function writeEnvelopeFast(b: Buffer, at: number, id: string, rf: RouteFields, receivedAtMs: number, key: string, headers: string[], ct: Buffer, body: Uint8Array, query: string): number {
+  b[at++] = 0x0a;
+  b[at++] = id.length;
+  for (let i = 0; i < id.length; i++) b[at++] = id.charCodeAt(i);
+  b.set(rf.topic, at);
+  at += rf.topic.length;
+  b[at++] = 0x18;
+  at = writeVarint(b, at, receivedAtMs);
+  at = writeStr(b, at, 0x22, key);
+  for (let i = 0; i < headers.length; i += 2) {
+    b[at++] = 0x2a;
+    at = writeVarint(b, at, headerSize(headers[i], headers[i + 1]));
+    at = writeStr(b, at, 0x0a, headers[i]);
+    at = writeStr(b, at, 0x12, headers[i + 1]);
+  }
+  b.set(ct, at);
+  at += ct.length;
+  if (body.length > 0) {
+    b[at++] = 0x3a;
+    at = writeVarint(b, at, body.length);
+    b.set(body, at);
+    at += body.length;
+  }
+  b.set(rf.methodPath, at);
+  at += rf.methodPath.length;
+  return writeStr(b, at, 0x52, query);
+}

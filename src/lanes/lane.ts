@@ -20,7 +20,7 @@ import { crc } from '../native/crc32c.js';
 import { SpscRing } from '../ring/spsc-ring.js';
 import { createLogger } from '../logger.js';
 import { observe } from '../stats/histogram.js';
-import { APPEND_HIST, LaneControl, LaneState, SLEEPING, STAT } from './lane-control.js';
+import { APPEND_HIST, LaneControl, LaneState, SLEEPING, STAT, STOP } from './lane-control.js';
 
 export interface LaneTask {
   lane: number;
@@ -36,6 +36,8 @@ export interface LaneTask {
 
 const RECORD_FSYNC = 1;
 const IDLE_WAIT_MS = 1000;
+/** How long a lane carrying memory-ack traffic gathers records before its next write. */
+const MEMORY_LINGER_MS = 0.25;
 const RETENTION_EVERY_MS = 1000;
 
 export function runLane(t: LaneTask): { records: number } {
@@ -77,6 +79,10 @@ export function runLane(t: LaneTask): { records: number } {
   let lastRetention = 0;
   let records = 0;
   let failures = 0;
+  /** A durable record was written and its fsync has not happened yet. */
+  let durableWaiting = false;
+  /** The last cycle wrote only memory-ack records: linger instead of sleeping (see below). */
+  let memoryOnlyStreak = false;
 
   for (;;) {
     // 1. Frame whatever the rings hold (up to the batch budget).
@@ -109,7 +115,8 @@ export function runLane(t: LaneTask): { records: number } {
         ctl.stats[STAT.BATCHES]++;
       }
       const stopping = ctl.stopRequested();
-      if (laneLog.hasUnsynced() && (needSync || stopping || t0 - lastSync >= flushIntervalMs || len === 0)) {
+      if (needSync) durableWaiting = true;
+      if (laneLog.hasUnsynced() && (durableWaiting || stopping || t0 - lastSync >= flushIntervalMs)) {
         const s0 = performance.now();
         laneLog.sync();
         const s1 = performance.now();
@@ -117,6 +124,7 @@ export function runLane(t: LaneTask): { records: number } {
         ctl.stats[STAT.FSYNCS]++;
         observe(ctl.stats, STAT.FSYNC_HIST, (s1 - s0) / 1000);
         observe(ctl.stats, APPEND_HIST, (s1 - t0) / 1000);
+        durableWaiting = false;
         for (let i = 0; i < rings.length; i++) rings[i].release(readPos[i]);
         if (failures > 0) {
           failures = 0;
@@ -151,18 +159,32 @@ export function runLane(t: LaneTask): { records: number } {
       if (min !== null && laneLog.removeBelow(min) > 0) publishSizes();
     }
 
-    if (len > 0) continue;
     if (ctl.stopRequested()) {
-      if (rings.every((r, i) => !r.hasData(readPos[i])) && !laneLog.hasUnsynced()) break;
+      if (len === 0 && rings.every((r, i) => !r.hasData(readPos[i])) && !laneLog.hasUnsynced()) break;
       continue;
     }
-    // 3. Idle: announce sleep, look once more (a producer may have published meanwhile), park.
+    if (len > 0 && needSync) {
+      // Durable records: the fsync just taken was the batching window; go again at once.
+      memoryOnlyStreak = false;
+      continue;
+    }
+    if (len > 0 || memoryOnlyStreak) {
+      // Memory-ack traffic has no fsync to pace it: without this the lane would wake (and an
+      // acceptor would pay a futex syscall) for nearly every request. Park briefly without
+      // announcing sleep, so records pile up into one write.
+      memoryOnlyStreak = len > 0;
+      Atomics.wait(ctl.i32, STOP, 0, MEMORY_LINGER_MS);
+      continue;
+    }
+    // 3. Idle: announce sleep, look once more (a producer may have published meanwhile), park
+    // until a producer rings or the oldest unsynced memory record is due for its fsync.
     Atomics.store(ctl.i32, SLEEPING, 1);
     if (rings.some((r, i) => r.hasData(readPos[i]))) {
       Atomics.store(ctl.i32, SLEEPING, 0);
       continue;
     }
-    Atomics.wait(ctl.i32, SLEEPING, 1, laneLog.hasUnsynced() ? flushIntervalMs : IDLE_WAIT_MS);
+    const wait = laneLog.hasUnsynced() ? Math.max(0, flushIntervalMs - (performance.now() - lastSync)) : IDLE_WAIT_MS;
+    Atomics.wait(ctl.i32, SLEEPING, 1, wait);
     Atomics.store(ctl.i32, SLEEPING, 0);
   }
 
