@@ -69,12 +69,20 @@ test('log against a model: synced records survive crashes, order kept, nothing i
             if (got.length !== written.length || !got.every((g, i) => g.equals(written[i]))) return false;
           } else if (c.kind === 'crash') {
             // Power cut: the file keeps its synced bytes and some random part of the rest.
-            // Only the active segment can hold unsynced bytes (a roll fsyncs first).
+            // Only the active segment can hold unsynced bytes (a roll fsyncs first). What is
+            // lost is either cut off, or (odd cut) back to the zeros the writer allocated ahead.
             const segs = listSegments(laneDir(dataDir, 0));
             const last = segs[segs.length - 1];
             const keep = Math.min(unsyncedBytes, c.cut);
-            const size = fs.statSync(last.file).size;
-            fs.truncateSync(last.file, size - unsyncedBytes + keep);
+            const writtenEnd = log.endOffset() - last.base;
+            const lostFrom = writtenEnd - unsyncedBytes + keep;
+            if (c.cut % 2 === 0) fs.truncateSync(last.file, lostFrom);
+            else {
+              const size = fs.statSync(last.file).size;
+              const fd = fs.openSync(last.file, 'r+');
+              fs.writeSync(fd, Buffer.alloc(size - lostFrom), 0, size - lostFrom, lostFrom);
+              fs.closeSync(fd);
+            }
             log = LaneLog.open(dataDir, 0, 4096).log;
             const got = readAll(dataDir);
             if (got.length < synced || got.length > written.length) return false;

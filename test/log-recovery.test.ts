@@ -142,3 +142,20 @@ test('segments roll at the size limit and retention removes only what every cons
   log.close();
   t.true(fs.existsSync(path.join(dir, 'log', 'lane-0')));
 });
+
+test('zeros allocated ahead of the last frame are not corruption: trimmed at start-up, not reported', (t) => {
+  const dir = tempDir();
+  const { log } = LaneLog.open(dir, 0, 1 << 22);
+  writeRecords(log, 30);
+  const seg = listSegments(laneDir(dir, 0))[0];
+  t.true(fs.statSync(seg.file).size > log.endOffset(), 'the writer allocated ahead');
+  const live = records(dir);
+  t.is(live.got.length, 30);
+  t.is(live.stats.tailBytes, 0);
+  t.is(live.stats.corruptRegions, 0);
+  const { log: log2, report } = LaneLog.open(dir, 0, 1 << 22); // as after a crash: never closed
+  t.is(report.tornBytes, 0);
+  t.is(report.tailSegmentRecords, 30);
+  log2.close();
+  t.is(fs.statSync(seg.file).size, log2.endOffset(), 'close trims what was allocated ahead');
+});

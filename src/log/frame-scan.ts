@@ -24,6 +24,13 @@ export interface ScanResult {
   corruptBytes: number;
   /** True when bytes after goodEnd hold no good frame at all (a torn or corrupt tail). */
   tail: boolean;
+  /** Zero bytes after the last frame: space the writer allocated ahead (not corruption). */
+  zeroTail: number;
+}
+
+function isZero(buf: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
+  return true;
 }
 
 /** Returns the payload length when a whole, valid frame starts at pos, else -1. */
@@ -43,7 +50,7 @@ export function checkFrame(buf: Uint8Array, dv: DataView, pos: number, end: numb
  */
 export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanVisitor, complete = true): ScanResult {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const r: ScanResult = { goodEnd: start, frames: 0, corruptRegions: 0, corruptBytes: 0, tail: false };
+  const r: ScanResult = { goodEnd: start, frames: 0, corruptRegions: 0, corruptBytes: 0, tail: false, zeroTail: 0 };
   let pos = start;
   while (pos < end) {
     const len = checkFrame(buf, dv, pos, end);
@@ -65,7 +72,8 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanV
       }
     }
     if (next < 0) {
-      if (complete || end - pos > MAX_FRAME_PAYLOAD + FRAME_HEADER) r.tail = true;
+      if (isZero(buf, pos, end)) r.zeroTail = end - pos;
+      else if (complete || end - pos > MAX_FRAME_PAYLOAD + FRAME_HEADER) r.tail = true;
       break;
     }
     v.corrupt?.(pos, next);
