@@ -246,6 +246,19 @@ export class Acceptor {
     });
   }
 
+  private lastContentType = '';
+  private lastMedia = '';
+
+  /** "Application/JSON; charset=utf-8" -> "application/json" (clients repeat the same one). */
+  private mediaType(contentType: string): string {
+    if (contentType === this.lastContentType) return this.lastMedia;
+    const semi = contentType.indexOf(';');
+    const media = (semi >= 0 ? contentType.slice(0, semi) : contentType).trim().toLowerCase();
+    this.lastContentType = contentType;
+    this.lastMedia = media;
+    return media;
+  }
+
   private readonly ctFields = new Map<string, Buffer>();
 
   /** Field 6 (content type) bytes, cached for the few types a deployment sees. */
@@ -298,8 +311,7 @@ export class Acceptor {
     const route = this.routes.lookup(url);
     if (!route) return this.reject(res, 'CROWD_NOT_FOUND', null, head, hasBody);
     if (!route.methods.has(method)) return this.reject(res, 'CROWD_METHOD_NOT_ALLOWED', route, head, hasBody, route.allow);
-    const semi = contentType.indexOf(';');
-    const media = (semi >= 0 ? contentType.slice(0, semi) : contentType).trim().toLowerCase();
+    const media = this.mediaType(contentType);
     if (!route.acceptsAnyType && !route.contentTypes.has(media)) {
       return this.reject(res, 'CROWD_UNSUPPORTED_MEDIA_TYPE', route, head, hasBody);
     }
@@ -390,7 +402,7 @@ export class Acceptor {
     }
     const now = Date.now();
     const id = this.ids.next(now);
-    const rf = route.fields.get(ctx.method)!;
+    const rf = ctx.method === 'post' && route.postFields ? route.postFields : route.fields.get(ctx.method)!;
     const ct = this.contentTypeField(ctx.media);
     const size = envelopeSizeFast(id, rf, now, ctx.key, ctx.kept, ct, body, ctx.query);
     const lane = ctx.lane;

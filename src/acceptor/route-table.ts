@@ -22,6 +22,8 @@ export interface Route {
   readonly needsFsync: boolean;
   /** Pre-encoded envelope fields per (lower-case) method: topic, method, path. */
   readonly fields: ReadonlyMap<string, RouteFields>;
+  /** fields.get('post'), looked up once (most routes take only POST). */
+  readonly postFields: RouteFields | undefined;
   /** Answers by HTTP status, counted by this acceptor (see acceptor-stats.ts). */
   readonly counts: Map<number, number>;
 }
@@ -50,6 +52,7 @@ function makeRoute(index: number, cfg: RouteConfig): Route {
     keepHeaders: cfg.keepHeaders,
     needsFsync: cfg.ack !== 'memory',
     fields: new Map(cfg.methods.map((m) => [m.toLowerCase(), routeFields(cfg.topic, m, cfg.path)])),
+    postFields: cfg.methods.includes('POST') ? routeFields(cfg.topic, 'POST', cfg.path) : undefined,
     counts: new Map(),
   };
 }
