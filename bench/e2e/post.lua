@@ -7,6 +7,13 @@ wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 
+-- Fixed-rate runs: each connection waits DELAY_MS after every response (wrk has no rate
+-- option; bench/e2e/run.ts computes the delay that gives the wanted request rate).
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
+if delay_ms > 0 then
+  function delay() return delay_ms end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

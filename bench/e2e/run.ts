@@ -128,16 +128,24 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
   };
 }
 
-function runWrk(c: Case, port: number): Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'> {
-  const r = spawnSync('wrk', ['-t1', `-c${c.connections}`, `-d${c.duration}s`, '-s', path.join(repo, 'bench/e2e/post.lua'), `http://127.0.0.1:${port}/leads`], {
-    env: { ...process.env, BODY_BYTES: String(c.bodyBytes) },
+function runWrk(c: Case, port: number, rate?: number, latencyMs = 0): Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'> {
+  // wrk's delay() is in whole milliseconds per connection; pick the connection count that
+  // gives the wanted rate with a 1 ms+ pause between a response and the next request.
+  let connections = c.connections;
+  let delayMs = 0;
+  if (rate) {
+    delayMs = Math.max(1, Math.round((c.connections * 1000) / rate - latencyMs));
+    connections = Math.max(1, Math.round((rate * (delayMs + latencyMs)) / 1000));
+  }
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${c.duration}s`, '-s', path.join(repo, 'bench/e2e/post.lua'), `http://127.0.0.1:${port}/leads`], {
+    env: { ...process.env, BODY_BYTES: String(c.bodyBytes), DELAY_MS: String(delayMs) },
     encoding: 'utf8',
   });
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (!line) throw new Error(`wrk gave no summary: ${r.stdout} ${r.stderr}`);
   const j = JSON.parse(line.slice(8)) as Record<string, number>;
   return {
-    tool: 'wrk', connections: c.connections, durationS: c.duration, bodyBytes: c.bodyBytes,
+    tool: 'wrk', connections, durationS: c.duration, bodyBytes: c.bodyBytes, ...(rate ? { rate } : {}),
     reqPerSec: Math.round((j.requests / j.durationUs) * 1e6),
     non2xx: j.non2xx,
     errors: j.connectErrors + j.readErrors + j.writeErrors + j.timeouts,
@@ -207,7 +215,8 @@ async function main(): Promise<void> {
     const ticks0 = cpuTicks(srv.child.pid!);
     const t0 = performance.now();
     const rate = c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined;
-    const r = c.tool === 'wrk' ? runWrk(c, srv.port) : await runAutocannon(c, srv.port, rate);
+    const base = c.rateOf ? byId.get(c.rateOf) : undefined;
+    const r = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
     const wall = (performance.now() - t0) / 1000;
     const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
     const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
