@@ -91,3 +91,21 @@ test.serial('memory ack under load, then SIGTERM: drain writes what was acknowle
   t.log(report);
   t.is(report.missing, 0);
 });
+
+test.serial('a lane dies mid-batch under load: it is started again and nothing acknowledged is lost', async (t) => {
+  const crowd = await startCrowd({ config: { routes: [{ path: '/events' }] }, env: { CROWD_FAULT_LANE_CRASH_AFTER_RECORDS: '3000' } });
+  const load = runLoad(crowd.port, '/events', 32);
+  await sleep(2500);
+  const ready = await rawRequest(crowd.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+  crowd.kill('SIGTERM');
+  const code = await crowd.exited;
+  const result = await load.stop();
+  t.regex(crowd.output(), /"event":"lane_died"/);
+  t.regex(crowd.output(), /"event":"lane_restarted"/);
+  t.is(ready.status, 200, 'the pool is back to size');
+  t.is(code, 0);
+  const report = compare(result.acked, await dumpBodies(crowd.dataDir));
+  t.log({ ...report, refused: result.refused, clientErrors: result.errors });
+  t.true(result.acked.size > 3000, 'acknowledged messages after the crash too');
+  t.is(report.missing, 0);
+});

@@ -13,6 +13,8 @@ const I32_BYTES = 256;
 export const SLEEPING = 0;
 export const STOP = 16;
 export const STATE = 32;
+/** Fault injection (tests): set once the injected lane crash has happened. */
+export const FAULT_DONE = 48;
 
 export const enum LaneState {
   Starting = 0,

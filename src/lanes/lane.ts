@@ -20,7 +20,9 @@ import { crc } from '../native/crc32c.js';
 import { SpscRing } from '../ring/spsc-ring.js';
 import { createLogger } from '../logger.js';
 import { observe } from '../stats/histogram.js';
-import { APPEND_HIST, LaneControl, LaneState, SLEEPING, STAT, STOP } from './lane-control.js';
+import { APPEND_HIST, FAULT_DONE, LaneControl, LaneState, SLEEPING, STAT, STOP } from './lane-control.js';
+
+class InjectedCrash extends Error {}
 
 export interface LaneTask {
   lane: number;
@@ -35,6 +37,11 @@ export interface LaneTask {
 }
 
 const RECORD_FSYNC = 1;
+/**
+ * Fault injection for the crash tests: the lane throws once, between writing a batch and its
+ * fsync (mid-batch), after this many records. Never set in production.
+ */
+const CRASH_AFTER = Number(process.env.CROWD_FAULT_LANE_CRASH_AFTER_RECORDS ?? 0);
 const IDLE_WAIT_MS = 1000;
 /** How long a lane carrying memory-ack traffic gathers records before its next write. */
 const MEMORY_LINGER_MS = 0.25;
@@ -111,6 +118,9 @@ export function runLane(t: LaneTask): { records: number } {
         crc.sealFrames(batch, 0, len);
         laneLog.write(batch, len);
         records += framed;
+        if (CRASH_AFTER > 0 && records >= CRASH_AFTER && Atomics.compareExchange(ctl.i32, FAULT_DONE, 0, 1) === 0) {
+          throw new InjectedCrash(`injected lane crash after ${records} records (CROWD_FAULT_LANE_CRASH_AFTER_RECORDS)`);
+        }
         ctl.stats[STAT.RECORDS] += framed;
         ctl.stats[STAT.BATCHES]++;
       }
@@ -135,6 +145,7 @@ export function runLane(t: LaneTask): { records: number } {
       }
       publishSizes();
     } catch (e) {
+      if (e instanceof InjectedCrash) throw e;
       failures++;
       ctl.stats[STAT.WRITE_ERRORS]++;
       if (failures === 1) log.error({ event: 'lane_write_failed', err: e }, 'log write or fsync failed; answering 503 until it works again');
