@@ -25,8 +25,8 @@ const resultsDir = path.join(repo, 'bench/results');
 interface Case {
   id: string;
   name: string;
-  server: 'uws-hello' | 'fastify-hello' | 'crowd';
-  role: 'ceiling' | 'baseline' | 'crowd';
+  server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'crowd';
+  role: 'ceiling' | 'floor' | 'baseline' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
   duration: number;
@@ -195,7 +195,7 @@ function svg(outcomes: Outcome[]): string {
   const bars = outcomes.map((o, i) => {
     const y = 30 + i * (barH + 10);
     const bw = Math.round(((w - left - 90) * o.reqPerSec) / max);
-    const color = o.role === 'ceiling' ? '#999' : o.role === 'baseline' ? '#c96' : '#3a7';
+    const color = o.role === 'ceiling' ? '#999' : o.role === 'floor' ? '#79b' : o.role === 'baseline' ? '#c96' : '#3a7';
     return `<text x="${left - 8}" y="${y + 17}" text-anchor="end" font-size="12">${o.name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>` +
       `<rect x="${left}" y="${y}" width="${bw}" height="${barH}" fill="${color}"/>` +
       `<text x="${left + bw + 6}" y="${y + 17}" font-size="12">${o.reqPerSec.toLocaleString('en-US')}/s</text>`;
