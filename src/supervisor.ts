@@ -27,6 +27,8 @@ import type { RecoveryReport } from './log/lane-log.js';
 import type { Logger } from './logger.js';
 import { createRingBuffer, SpscRing } from './ring/spsc-ring.js';
 import { addHistograms, snapshotHistogram } from './stats/histogram.js';
+import { SinkHost, type SinkStats } from './sinks/sink-host.js';
+import { createSink } from './sinks/create-sink.js';
 
 const LANE_STATE_NAMES = ['starting', 'ready', 'unwritable', 'stopped', 'failed'];
 const MAX_LANE_RESTARTS = 5;
@@ -50,6 +52,7 @@ export class Crowd implements StatsSource {
   private readonly laneRestarts: number[];
   private readonly acceptors: AcceptorHandle[] = [];
   private admin: AdminServer | null = null;
+  private sinkHost: SinkHost | null = null;
   private unlock: (() => void) | null = null;
   private snapshotSeq = 0;
   private readonly snapshotWaiters = new Map<number, { left: number; parts: AcceptorSnapshot[]; done: (s: AcceptorSnapshot[]) => void }>();
@@ -97,6 +100,8 @@ export class Crowd implements StatsSource {
     const ends = new Map(this.recovery.map((r) => [r.lane, r.endOffset]));
     const moved = new CursorStore(c.dataDir).clampToEnds(ends);
     for (const m of moved) this.log.warn({ event: 'cursor_clamped', ...m }, 'consumer cursor was ahead of the log; pulled back to its end');
+
+    if (Object.keys(c.sinks).length > 0) await this.startSinks();
 
     const ports: number[] = [];
     for (let a = 0; a < c.threads.acceptors; a++) ports.push(await this.startAcceptor(a, lanePortsForAcceptors[a]));
@@ -150,6 +155,23 @@ export class Crowd implements StatsSource {
       () => this.log.info({ event: 'lane_restarted', lane }, 'lane running again'),
       (e) => this.log.error({ event: 'lane_restart_failed', lane, err: e }, 'lane restart failed'),
     );
+  }
+
+  /**
+   * The sink host: every sink, fed from the log (src/sinks/sink-host.ts). It runs in this main
+   * thread: node-rdkafka is not context-aware and drives its callbacks from the main event
+   * loop (measured: in a worker thread it aborts the process with "Cannot create a handle
+   * without a HandleScope"), and this thread is otherwise idle.
+   */
+  private async startSinks(): Promise<void> {
+    const sinks = Object.entries(this.config.sinks).map(([name, cfg]) => createSink(name, cfg, this.log));
+    const watermarks = new SharedArrayBuffer(8 * Math.max(1, sinks.length * this.config.threads.lanes));
+    this.sinkHost = new SinkHost(this.config, this.log, this.controls.map((c) => c.sab), watermarks, [], sinks);
+    await this.sinkHost.start();
+  }
+
+  async sinkStats(): Promise<Record<string, SinkStats>> {
+    return this.sinkHost ? this.sinkHost.stats() : {};
   }
 
   private startAcceptor(index: number, lanePorts: MessagePort[]): Promise<number> {
@@ -293,6 +315,7 @@ export class Crowd implements StatsSource {
     this.stopped = true;
     for (const c of this.controls) c.requestStop();
     await Promise.all(this.laneRuns.map((r) => r.catch(() => {})));
+    await this.sinkHost?.stop();
     for (const a of this.acceptors.filter(Boolean)) a.worker.postMessage({ type: 'close' });
     await Promise.all(
       this.acceptors.filter(Boolean).map((a) =>

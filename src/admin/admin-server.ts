@@ -17,10 +17,11 @@ export interface StatsDocument {
   refusals: Record<string, number>;
   pending: number;
   log: { bytes: number; records: number; lanes: unknown[] };
+  sinks: Record<string, unknown>;
 }
 
 export async function statsDocument(src: StatsSource): Promise<StatsDocument> {
-  const a = await src.acceptorTotals();
+  const [a, sinks] = await Promise.all([src.acceptorTotals(), src.sinkStats()]);
   const lanes = src.lanes();
   return {
     client: { success: a.success, failed: a.failed },
@@ -32,6 +33,7 @@ export async function statsDocument(src: StatsSource): Promise<StatsDocument> {
       records: lanes.reduce((n, l) => n + l.records, 0),
       lanes: lanes.map(({ fsync, append, ...rest }) => rest),
     },
+    sinks: Object.fromEntries(Object.entries(sinks).map(([name, { deliveryLatency, ...rest }]) => [name, rest])),
   };
 }
 
@@ -77,10 +79,13 @@ export class AdminServer {
   private readonly routes: Record<string, () => Promise<{ status: number; type: string; body: string }>> = {
     '/healthz': async () => ({ status: 200, type: 'application/json', body: '{"status":"OK"}' }),
     '/readyz': async () => {
+      // Sinks are reported, not required: with a sink down crowd still accepts (the log holds
+      // the backlog), so it stays ready.
       const r = this.src.readiness();
+      const sinks = Object.fromEntries(Object.entries(await this.src.sinkStats()).map(([n, s]) => [n, { healthy: s.healthy, detail: s.health }]));
       return r.ready
-        ? { status: 200, type: 'application/json', body: JSON.stringify({ status: 'ready' }) }
-        : { status: 503, type: 'application/json', body: JSON.stringify({ status: 'error', code: 'CROWD_NOT_READY', message: 'not ready', reasons: r.reasons }) };
+        ? { status: 200, type: 'application/json', body: JSON.stringify({ status: 'ready', sinks }) }
+        : { status: 503, type: 'application/json', body: JSON.stringify({ status: 'error', code: 'CROWD_NOT_READY', message: 'not ready', reasons: r.reasons, sinks }) };
     },
     '/stats': async () => ({ status: 200, type: 'application/json', body: JSON.stringify(await statsDocument(this.src)) }),
     '/metrics': async () => ({ status: 200, type: this.registry.contentType, body: await this.registry.metrics() }),

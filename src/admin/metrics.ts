@@ -68,6 +68,21 @@ export function createMetrics(src: StatsSource): client.Registry {
     src.lanes().flatMap((l) => histogramValues('crowd_log_fsync_seconds', { lane: l.lane }, l.fsync)));
   add('crowd_log_append_seconds', 'Group-commit latency (write + fdatasync of one batch).', 'histogram', async () =>
     src.lanes().flatMap((l) => histogramValues('crowd_log_append_seconds', { lane: l.lane }, l.append)));
+  const sinkGauge = (name: string, help: string, type: 'counter' | 'gauge', pick: (s: import('../sinks/sink-host.js').SinkStats) => number) =>
+    add(name, help, type, async () => Object.entries(await src.sinkStats()).map(([sink, s]) => ({ labels: { sink }, value: pick(s) })));
+  sinkGauge('crowd_sink_delivered_total', 'Messages delivered by each sink.', 'counter', (s) => s.delivered);
+  sinkGauge('crowd_sink_failed_total', 'Messages dead-lettered by each sink.', 'counter', (s) => s.failed);
+  sinkGauge('crowd_sink_retries_total', 'Deliveries retried by each sink.', 'counter', (s) => s.retries);
+  sinkGauge('crowd_sink_backlog_bytes', 'Log bytes not yet delivered by each sink.', 'gauge', (s) => s.backlogBytes);
+  sinkGauge('crowd_sink_backlog_records', 'Records not yet delivered by each sink (estimate from the average record size).', 'gauge', (s) => s.backlogRecords);
+  sinkGauge('crowd_sink_oldest_undelivered_age_seconds', 'Age of the oldest message a sink is still delivering.', 'gauge', (s) => s.oldestUndeliveredAgeMs / 1000);
+  sinkGauge('crowd_sink_healthy', '1 when the sink is connected to its destination.', 'gauge', (s) => (s.healthy ? 1 : 0));
+  add('crowd_sink_delivery_latency_seconds', 'Time from receipt to delivery, per sink (quantiles over recent deliveries).', 'gauge', async () =>
+    Object.entries(await src.sinkStats()).flatMap(([sink, s]) => {
+      const v = [...s.deliveryLatency].sort((a, b) => a - b);
+      const q = (p: number) => (v.length ? v[Math.min(v.length - 1, Math.floor(p * v.length))] / 1000 : 0);
+      return [0.5, 0.99].map((p) => ({ labels: { sink, quantile: p }, value: q(p) }));
+    }));
   add('crowd_ready', '1 when crowd accepts traffic.', 'gauge', async () => [{ labels: {}, value: src.ready() ? 1 : 0 }]);
   return reg;
 }

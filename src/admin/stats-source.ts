@@ -25,6 +25,7 @@ export interface RingStats {
 }
 
 export interface StatsSource {
+  sinkStats(): Promise<Record<string, import('../sinks/sink-host.js').SinkStats>>;
   ready(): boolean;
   readiness(): { ready: boolean; reasons: string[] };
   acceptorTotals(): Promise<AcceptorSnapshot>;

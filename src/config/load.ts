@@ -102,7 +102,8 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
 
   const sinks: Record<string, any> = doc.sinks;
   for (const [name, s] of Object.entries(sinks)) {
-    throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
+    if (s.type !== 'kafka') throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
+    s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
   }
 
   let routes: RouteConfig[] | null = null;

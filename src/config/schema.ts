@@ -7,8 +7,27 @@ export const ROUTE_PATH = '^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
 
 const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' } as const;
 
+const kafkaSink = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'brokers', 'topic'],
+  properties: {
+    type: { const: 'kafka' },
+    brokers: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^\\s,]+:[0-9]{1,5}$' } },
+    /** Kafka topic; "{topic}" is replaced by the route's topic (with "/" turned into "."). */
+    topic: { type: 'string', minLength: 1, maxLength: 249 },
+    compression: { enum: ['none', 'gzip', 'snappy', 'lz4', 'zstd'], default: 'none' },
+    format: { enum: ['raw', 'envelope'], default: 'raw' },
+    /** How long librdkafka keeps trying one message before crowd re-sends it from the log. */
+    deliveryTimeout: { ...duration, default: '30s' },
+    /** Extra librdkafka producer properties, passed as they are. */
+    librdkafka: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] }, default: {} },
+  },
+} as const;
+
 export const configSchema = {
   $id: 'crowd-config',
+  $defs: { kafkaSink },
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -99,10 +118,12 @@ export const configSchema = {
     sinks: {
       type: 'object',
       default: {},
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,64}$' },
       additionalProperties: {
         type: 'object',
         required: ['type'],
         properties: { type: { enum: ['kafka', 'redis', 'http'] } },
+        allOf: [{ if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } }],
       },
     },
   },

@@ -34,7 +34,9 @@ export const STAT = {
   CORRUPT_AT_START: 5,
   TORN_AT_START: 6,
   WRITE_ERRORS: 7,
-  FSYNC_HIST: 8,
+  /** Log offset up to which everything is fsynced: sinks read up to here, never further. */
+  SYNCED_OFFSET: 8,
+  FSYNC_HIST: 9,
 } as const;
 export const APPEND_HIST = STAT.FSYNC_HIST + histogramSlots();
 const STAT_SLOTS = APPEND_HIST + histogramSlots();
@@ -76,6 +78,10 @@ export class LaneControl {
 
   stopRequested(): boolean {
     return Atomics.load(this.i32, STOP) === 1;
+  }
+
+  syncedOffset(): number {
+    return this.stats[STAT.SYNCED_OFFSET];
   }
 
   logBytes(): number {

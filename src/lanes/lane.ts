@@ -67,6 +67,7 @@ export function runLane(t: LaneTask): { records: number } {
     throw e;
   }
   const cursors = new CursorStore(t.config.dataDir);
+  ctl.stats[STAT.SYNCED_OFFSET] = laneLog.endOffset();
   const publishSizes = () => {
     ctl.stats[STAT.LOG_BYTES] = laneLog.totalBytes();
     ctl.stats[STAT.END_OFFSET] = laneLog.endOffset();
@@ -129,6 +130,7 @@ export function runLane(t: LaneTask): { records: number } {
       if (laneLog.hasUnsynced() && (durableWaiting || stopping || t0 - lastSync >= flushIntervalMs)) {
         const s0 = performance.now();
         laneLog.sync();
+        ctl.stats[STAT.SYNCED_OFFSET] = laneLog.endOffset();
         const s1 = performance.now();
         lastSync = s1;
         ctl.stats[STAT.FSYNCS]++;

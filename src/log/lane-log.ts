@@ -67,6 +67,20 @@ export function listLanes(dataDir: string): number[] {
     .sort((a, b) => a - b);
 }
 
+/** Dead-letter logs, one per sink: <dataDir>/log/dlq-<sink>. */
+export function listDeadLetterDirs(dataDir: string): string[] {
+  const dir = path.join(dataDir, 'log');
+  try {
+    return fs.readdirSync(dir).filter((n) => n.startsWith('dlq-')).map((n) => path.join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
+export function deadLetterDir(dataDir: string, sink: string): string {
+  return path.join(dataDir, 'log', `dlq-${sink}`);
+}
+
 export function laneDir(dataDir: string, lane: number): string {
   return path.join(dataDir, 'log', laneDirName(lane));
 }
@@ -116,12 +130,17 @@ export class LaneLog {
   /** Bytes of the active segment known to be on disk. */
   private synced = 0;
 
-  private constructor(readonly lane: number, dataDir: string, private readonly segmentBytes: number) {
-    this.dir = laneDir(dataDir, lane);
+  private constructor(readonly lane: number, dir: string, private readonly segmentBytes: number) {
+    this.dir = dir;
   }
 
   static open(dataDir: string, lane: number, segmentBytes: number): { log: LaneLog; report: RecoveryReport } {
-    const log = new LaneLog(lane, dataDir, segmentBytes);
+    return LaneLog.openDir(laneDir(dataDir, lane), lane, segmentBytes);
+  }
+
+  /** A log in any directory with the lane format: a sink's dead letters use one (dlq-<sink>). */
+  static openDir(dir: string, lane: number, segmentBytes: number): { log: LaneLog; report: RecoveryReport } {
+    const log = new LaneLog(lane, dir, segmentBytes);
     const report = log.recover();
     return { log, report };
   }

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { SEGMENT_HEADER } from './frame-layout.js';
 import { scanFrames } from './frame-scan.js';
-import { laneDir, listLanes, listSegments } from './lane-log.js';
+import { laneDir, listDeadLetterDirs, listLanes, listSegments } from './lane-log.js';
 
 export interface LogRecord {
   lane: number;
@@ -31,7 +31,12 @@ export function emptyReadStats(): ReadStats {
 
 /** Calls onRecord for every good record of one lane at or after `from`, in offset order. */
 export function readLane(dataDir: string, lane: number, from: number, onRecord: (r: LogRecord) => void, stats = emptyReadStats()): ReadStats {
-  const segs = listSegments(laneDir(dataDir, lane));
+  return readLogDir(laneDir(dataDir, lane), lane, from, onRecord, stats);
+}
+
+/** The same for any directory in the lane format (dead letters: lane = -1). */
+export function readLogDir(dir: string, lane: number, from: number, onRecord: (r: LogRecord) => void, stats = emptyReadStats()): ReadStats {
+  const segs = listSegments(dir);
   for (const seg of segs) {
     if (seg.base + seg.size <= from) continue;
     const buf = fs.readFileSync(seg.file);
@@ -55,8 +60,10 @@ export function readLane(dataDir: string, lane: number, from: number, onRecord: 
   return stats;
 }
 
+/** Every lane, then every sink's dead letters (lane -1). */
 export function readAllLanes(dataDir: string, from: number, onRecord: (r: LogRecord) => void): ReadStats {
   const stats = emptyReadStats();
   for (const lane of listLanes(dataDir)) readLane(dataDir, lane, from, onRecord, stats);
+  for (const dir of listDeadLetterDirs(dataDir)) readLogDir(dir, -1, from, onRecord, stats);
   return stats;
 }

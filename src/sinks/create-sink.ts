@@ -1,0 +1,13 @@
+/** Builds a sink from its config entry (the schema has checked its shape). */
+import type { Logger } from '../logger.js';
+import { KafkaSink, type KafkaSinkConfig } from './kafka/kafka-sink.js';
+import type { Sink } from './sink-types.js';
+
+export function createSink(name: string, cfg: { type: string }, log: Logger): Sink {
+  switch (cfg.type) {
+    case 'kafka':
+      return new KafkaSink(name, cfg as KafkaSinkConfig, log);
+    default:
+      throw new Error(`sink ${name}: type ${cfg.type} is not available`);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * The sink host: the one thread that feeds every sink from the log. For each sink and lane it
+ * reads records from the sink's durable cursor up to the lane's fsynced end (LaneTail), sends
+ * the ones whose route lists the sink, and moves the cursor only over contiguous delivered
+ * records (DeliveryTracker). It retries what a sink could not deliver now, writes what can
+ * never be delivered to that sink's dead letters (<dataDir>/log/dlq-<sink>, topic
+ * "<topic>.dlq", with the reason), commits cursors, and publishes per-lane delivered offsets
+ * for the `delivered` ack.
+ *
+ * Each sink has its own cursors, in-flight limit and timers: a slow or dead sink never holds
+ * back another, nor ingest (the log absorbs its backlog up to log.maxLogBytes).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { CrowdConfig } from '../config/types.js';
+import { decodeEnvelope, encodeEnvelopeReference, type Envelope } from '../envelope/envelope-codec.js';
+import { LaneControl } from '../lanes/lane-control.js';
+import { CursorStore } from '../log/cursors.js';
+import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../log/frame-layout.js';
+import { LaneLog, deadLetterDir, listLanes } from '../log/lane-log.js';
+import { LaneTail } from '../log/lane-tail.js';
+import { crc } from '../native/crc32c.js';
+import type { Logger } from '../logger.js';
+import { DeliveryTracker, type InFlight } from './delivery-tracker.js';
+import type { DeliveryOutcome, OutboundMessage, Sink } from './sink-types.js';
+
+export interface SinkStats {
+  delivered: number;
+  failed: number;
+  retries: number;
+  inFlight: number;
+  backlogRecords: number;
+  backlogBytes: number;
+  oldestUndeliveredAgeMs: number;
+  healthy: boolean;
+  health: string;
+  deliveryLatency: number[];
+}
+
+const MAX_IN_FLIGHT = 10_000;
+const READ_BYTES = 256 * 1024;
+const CURSOR_COMMIT_MS = 200;
+const IDLE_POLL_MS = 2;
+
+interface LaneFeed {
+  lane: number;
+  live: boolean;
+  tail: LaneTail;
+  tracker: DeliveryTracker;
+  /** Messages the sink refused for now (its queue was full), in order. */
+  waiting: Array<{ f: InFlight; m: OutboundMessage }>;
+  committedSaved: number;
+}
+
+class SinkDriver {
+  readonly feeds: LaneFeed[] = [];
+  delivered = 0;
+  failed = 0;
+  retries = 0;
+  private avgFrame = 256;
+  private dlq: LaneLog | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  /** Shutting down: finish what is in flight, read nothing new. */
+  draining = false;
+  /** Delivery latency (receivedAt to delivery report), ms, a bounded reservoir for quantiles. */
+  readonly latencies: number[] = [];
+
+  constructor(
+    readonly index: number,
+    readonly sink: Sink,
+    readonly topics: ReadonlySet<string>,
+    private readonly host: SinkHost,
+  ) {}
+
+  addFeed(lane: number, live: boolean, start: number): void {
+    this.feeds.push({ lane, live, tail: new LaneTail(this.host.config.dataDir, lane, start), tracker: new DeliveryTracker(start), waiting: [], committedSaved: start });
+  }
+
+  start(): void {
+    this.pump();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const f of this.feeds) f.tail.close();
+    this.dlq?.close();
+  }
+
+  private inFlight(): number {
+    let n = 0;
+    for (const f of this.feeds) n += f.tracker.inFlight();
+    return n;
+  }
+
+  /** Reads and sends what it can, then comes back soon (sooner when there is more to do). */
+  private pump(): void {
+    if (this.stopped) return;
+    let busy = false;
+    for (const feed of this.feeds) {
+      while (feed.waiting.length > 0) {
+        const w = feed.waiting[0];
+        if (!this.sink.send(w.m, (o) => this.outcome(feed, w.f, w.m, o))) break;
+        feed.waiting.shift();
+      }
+      if (feed.waiting.length > 0) continue;
+      const limit = feed.live ? this.host.syncedOffset(feed.lane) : Infinity;
+      while (!this.draining && this.inFlight() < MAX_IN_FLIGHT && feed.waiting.length === 0) {
+        const recs = feed.tail.read(limit, READ_BYTES);
+        if (recs.length === 0) break;
+        busy = true;
+        for (const r of recs) {
+          this.avgFrame = this.avgFrame * 0.99 + frameSize(r.payload.length) * 0.01;
+          let env: Envelope;
+          try {
+            env = decodeEnvelope(r.payload);
+          } catch {
+            // A frame that checks out but does not decode: never deliverable.
+            const f = feed.tracker.add(r.offset, r.next, Date.now());
+            feed.tracker.done(f);
+            this.failed++;
+            continue;
+          }
+          const f = feed.tracker.add(r.offset, r.next, env.receivedAtMs);
+          if (!this.topics.has(env.topic)) {
+            feed.tracker.done(f);
+            continue;
+          }
+          const m: OutboundMessage = { envelope: env, payload: Buffer.from(r.payload), lane: feed.lane, offset: r.offset };
+          if (feed.waiting.length > 0 || !this.sink.send(m, (o) => this.outcome(feed, f, m, o))) feed.waiting.push({ f, m });
+        }
+      }
+    }
+    this.host.publish(this);
+    this.timer = setTimeout(() => this.pump(), busy ? 0 : IDLE_POLL_MS);
+  }
+
+  private outcome(feed: LaneFeed, f: InFlight, m: OutboundMessage, o: DeliveryOutcome): void {
+    if (this.stopped) return;
+    if (o.kind === 'delivered') {
+      this.delivered++;
+      const lat = Date.now() - m.envelope.receivedAtMs;
+      if (this.latencies.length < 4096) this.latencies.push(lat);
+      else this.latencies[Math.floor(Math.random() * 4096)] = lat;
+      feed.tracker.done(f);
+    } else if (o.kind === 'retry') {
+      this.retries++;
+      const backoff = Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
+      setTimeout(() => {
+        if (this.stopped) return;
+        if (!this.sink.send(m, (o2) => this.outcome(feed, f, m, o2))) feed.waiting.unshift({ f, m });
+      }, backoff).unref();
+    } else {
+      this.deadLetter(m, o.reason);
+      this.failed++;
+      feed.tracker.done(f);
+    }
+  }
+
+  /** Appends the message, as `<topic>.dlq` with the reason, to this sink's dead-letter log. */
+  private deadLetter(m: OutboundMessage, reason: string): void {
+    this.dlq ??= LaneLog.openDir(deadLetterDir(this.host.config.dataDir, this.sink.name), -1, this.host.config.log.segmentBytes).log;
+    const e = m.envelope;
+    const payload = Buffer.from(encodeEnvelopeReference({
+      ...e,
+      topic: `${e.topic}.dlq`,
+      headers: [...e.headers, { name: 'crowd-dlq-reason', value: reason }, { name: 'crowd-dlq-sink', value: this.sink.name }],
+    }));
+    const buf = Buffer.alloc(frameSize(payload.length));
+    buf.writeUInt32LE(FRAME_MAGIC, 0);
+    buf.writeUInt32LE(payload.length, 8);
+    payload.copy(buf, FRAME_HEADER);
+    crc.sealFrames(buf, 0, buf.length);
+    this.dlq.write(buf, buf.length);
+    this.dlq.sync();
+    this.host.log.warn({ event: 'dead_letter', sink: this.sink.name, id: e.id, topic: e.topic, reason }, 'message dead-lettered');
+  }
+
+  stats(): SinkStats {
+    let backlogBytes = 0;
+    let oldest: number | null = null;
+    for (const f of this.feeds) {
+      const end = f.live ? this.host.syncedOffset(f.lane) : f.tail.position();
+      backlogBytes += Math.max(0, end - f.tracker.committed());
+      const o = f.tracker.oldestPendingReceivedAt();
+      if (o !== null && (oldest === null || o < oldest)) oldest = o;
+    }
+    const h = this.sink.health();
+    return {
+      delivered: this.delivered, failed: this.failed, retries: this.retries, inFlight: this.inFlight(),
+      backlogRecords: Math.round(backlogBytes / this.avgFrame), backlogBytes,
+      oldestUndeliveredAgeMs: oldest === null ? 0 : Math.max(0, Date.now() - oldest),
+      healthy: h.healthy, health: h.detail, deliveryLatency: this.latencies.slice(),
+    };
+  }
+}
+
+export class SinkHost {
+  private readonly drivers: SinkDriver[] = [];
+  private readonly controls: LaneControl[];
+  private readonly watermarks: Float64Array;
+  private readonly cursors: CursorStore;
+  private commitTimer: NodeJS.Timeout | null = null;
+  private wakePending = false;
+
+  constructor(
+    readonly config: CrowdConfig,
+    readonly log: Logger,
+    laneControls: SharedArrayBuffer[],
+    watermarks: SharedArrayBuffer,
+    private readonly acceptorPorts: MessagePort[],
+    sinks: Sink[],
+  ) {
+    this.controls = laneControls.map((s) => new LaneControl(s));
+    this.watermarks = new Float64Array(watermarks);
+    this.cursors = new CursorStore(config.dataDir);
+    const laneSet = new Set([...listLanes(config.dataDir), ...this.controls.map((_, i) => i)]);
+    sinks.forEach((sink, index) => {
+      const topics = new Set((config.routes ?? []).filter((r) => r.sinks.includes(sink.name)).map((r) => r.topic));
+      const d = new SinkDriver(index, sink, topics, this);
+      for (const lane of [...laneSet].sort((a, b) => a - b)) d.addFeed(lane, lane < this.controls.length, this.cursors.position(sink.name, lane));
+      this.drivers.push(d);
+    });
+  }
+
+  syncedOffset(lane: number): number {
+    return this.controls[lane].syncedOffset();
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.drivers.map((d) => d.sink.start()));
+    for (const d of this.drivers) d.start();
+    this.commitTimer = setInterval(() => this.commitCursors(), CURSOR_COMMIT_MS);
+  }
+
+  /** Publishes a driver's delivered offsets (for `ack: delivered`) and wakes the acceptors. */
+  publish(d: SinkDriver): void {
+    const lanes = this.controls.length;
+    let moved = false;
+    for (const f of d.feeds) {
+      if (f.lane >= lanes) continue;
+      const at = d.index * lanes + f.lane;
+      const c = f.tracker.committed();
+      if (this.watermarks[at] !== c) {
+        this.watermarks[at] = c;
+        moved = true;
+      }
+    }
+    if (moved && !this.wakePending) {
+      this.wakePending = true;
+      setImmediate(() => {
+        this.wakePending = false;
+        for (const p of this.acceptorPorts) p.postMessage(0);
+      });
+    }
+  }
+
+  private commitCursors(): void {
+    for (const d of this.drivers) {
+      const moved = d.feeds.filter((f) => f.tracker.committed() !== f.committedSaved);
+      if (moved.length === 0) continue;
+      const cur = this.cursors.load(d.sink.name);
+      for (const f of d.feeds) cur[String(f.lane)] = f.tracker.committed();
+      this.cursors.commit(d.sink.name, cur);
+      for (const f of moved) f.committedSaved = f.tracker.committed();
+    }
+  }
+
+  stats(): Record<string, SinkStats> {
+    return Object.fromEntries(this.drivers.map((d) => [d.sink.name, d.stats()]));
+  }
+
+  /** Stops reading; waits (bounded) for what is in flight; commits cursors; closes sinks. */
+  async stop(graceMs = 5000): Promise<void> {
+    for (const d of this.drivers) d.draining = true;
+    const until = Date.now() + graceMs;
+    while (Date.now() < until && this.drivers.some((d) => d.feeds.some((f) => f.tracker.inFlight() > 0))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const d of this.drivers) d.stop();
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    this.commitCursors();
+    await Promise.all(this.drivers.map((d) => d.sink.close()));
+  }
+}
+
