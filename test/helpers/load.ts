@@ -11,16 +11,17 @@ export interface LoadResult {
   errors: number;
 }
 
-export function runLoad(port: number, path: string, connections: number): { stop: () => Promise<LoadResult> } {
+export function runLoad(port: number, path: string, connections: number, extraHeaders: (n: number) => Record<string, string> = () => ({})): { stop: () => Promise<LoadResult> } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const result: LoadResult = { sent: 0, acked: new Map(), refused: 0, errors: 0 };
   let running = true;
   let seq = 0;
   const one = () =>
     new Promise<void>((resolve) => {
-      const body = JSON.stringify({ n: seq++, pad: 'x'.repeat(100) });
+      const n = seq++;
+      const body = JSON.stringify({ n, pad: 'x'.repeat(100) });
       result.sent++;
-      const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extraHeaders(n) } }, (res) => {
         let data = '';
         res.setEncoding('utf8');
         res.on('data', (d) => (data += d));

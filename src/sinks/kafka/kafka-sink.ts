@@ -37,20 +37,41 @@ interface DeliveryReport {
   opaque: (err: RdKafkaError | null, report: DeliveryReport | null) => void;
 }
 
-/** librdkafka error codes that no retry fixes: the message goes to the dead letters. */
-const PERMANENT: Record<number, string> = {
-  10: 'MSG_SIZE_TOO_LARGE',
-  [-186]: 'MSG_SIZE_TOO_LARGE (local)',
-  17: 'INVALID_TOPIC_EXCEPTION',
-  18: 'RECORD_LIST_TOO_LARGE',
-  [-188]: 'UNKNOWN_TOPIC',
-  3: 'UNKNOWN_TOPIC_OR_PART',
-  29: 'TOPIC_AUTHORIZATION_FAILED',
-  87: 'INVALID_RECORD',
-};
+/** librdkafka errors that no retry fixes: the message goes to the dead letters. */
+const PERMANENT = new Set([
+  'ERR_MSG_SIZE_TOO_LARGE', 'ERR__MSG_SIZE_TOO_LARGE', 'ERR_TOPIC_EXCEPTION', 'ERR_RECORD_LIST_TOO_LARGE',
+  'ERR__UNKNOWN_TOPIC', 'ERR_UNKNOWN_TOPIC_OR_PART', 'ERR_TOPIC_AUTHORIZATION_FAILED', 'ERR_INVALID_RECORD',
+  'ERR__UNKNOWN_PARTITION', 'ERR__INVALID_ARG',
+]);
 const QUEUE_FULL = -184;
+/** Producer properties librdkafka takes only in the topic configuration (node-rdkafka's 2nd argument). */
+const TOPIC_LEVEL = new Set([
+  'acks', 'request.required.acks', 'request.timeout.ms', 'message.timeout.ms', 'delivery.timeout.ms', 'partitioner',
+  'compression.level', 'queuing.strategy', 'msg_order_cmp', 'produce.offset.report', 'consume.callback.max.messages',
+]);
+
+interface ErrorNames {
+  byCode: Map<number, string>;
+  byText: Map<string, string>;
+}
+
+/**
+ * node-rdkafka hands delivery-report errors over with code -1 and only origin + message; the
+ * real librdkafka error is found again from its text (measured against a real broker).
+ */
+function errorNames(Kafka: any): ErrorNames {
+  const { err2str } = require('node-rdkafka/librdkafka.js') as { err2str(c: number): string };
+  const byCode = new Map<number, string>();
+  const byText = new Map<string, string>();
+  for (const [name, code] of Object.entries(Kafka.CODES.ERRORS as Record<string, number>)) {
+    byCode.set(code, name);
+    byText.set(String(err2str(code)).toLowerCase(), name);
+  }
+  return { byCode, byText };
+}
 
 export class KafkaSink implements Sink {
+  // node-rdkafka ships no types for what crowd uses here; kept to this module.
   private producer: any = null;
   private ready = false;
   private lastError = 'connecting';
@@ -62,45 +83,70 @@ export class KafkaSink implements Sink {
       : () => cfg.topic;
   }
 
+  private names: ErrorNames | null = null;
+
+  private errorName(err: RdKafkaError & { origin?: string }): string {
+    const n = this.names!;
+    if (err.code !== -1) return n.byCode.get(err.code) ?? String(err.code);
+    const text = `${err.origin ?? ''}: ${err.message}`.toLowerCase();
+    return n.byText.get(text) ?? n.byText.get(err.message.toLowerCase()) ?? `UNKNOWN(${err.message})`;
+  }
+
   async start(): Promise<void> {
     const Kafka = require('node-rdkafka');
-    const producer = new Kafka.Producer({
+    this.names = errorNames(Kafka);
+    const global: Record<string, string | number | boolean> = {
       'client.id': `crowd-${this.name}`,
       'metadata.broker.list': this.cfg.brokers.join(','),
-      'request.required.acks': -1,
       'enable.idempotence': true,
       'compression.codec': this.cfg.compression,
       'linger.ms': 5,
-      'message.timeout.ms': this.cfg.deliveryTimeoutMs,
       'queue.buffering.max.messages': 100000,
+      'reconnect.backoff.max.ms': 1000,
       dr_cb: true,
-      ...this.cfg.librdkafka,
-    });
-    this.producer = producer;
-    producer.on('delivery-report', (err: RdKafkaError | null, report: DeliveryReport) => report.opaque(err, report));
-    producer.on('event.error', (e: RdKafkaError) => {
-      this.lastError = `${e.code} ${e.message}`;
-      this.log.warn({ event: 'kafka_error', sink: this.name, code: e.code, err: e.message }, 'kafka client error');
-    });
-    producer.on('ready', () => {
-      this.ready = true;
-      this.lastError = '';
-      this.log.info({ event: 'kafka_ready', sink: this.name, brokers: this.cfg.brokers }, 'kafka producer connected');
-    });
-    producer.on('disconnected', () => (this.ready = false));
-    producer.setPollInterval(5);
+    };
+    const topic: Record<string, string | number | boolean> = {
+      'request.required.acks': -1,
+      'message.timeout.ms': this.cfg.deliveryTimeoutMs,
+    };
+    for (const [k, v] of Object.entries(this.cfg.librdkafka)) (TOPIC_LEVEL.has(k) ? topic : global)[k] = v;
+
     // An unreachable broker must not stop crowd from starting: connect in the background and
-    // keep trying; messages wait in the log meanwhile.
-    const connect = () =>
-      producer.connect({ timeout: 10000 }, (err: RdKafkaError | null) => {
-        if (err) {
-          this.lastError = `connect: ${err.message}`;
-          this.log.warn({ event: 'kafka_connect_failed', sink: this.name, err: err.message }, 'kafka not reachable yet; retrying');
-          setTimeout(connect, 2000).unref();
-        }
+    // keep trying (with a new producer each time: a second connect() on the same one doubles
+    // its delivery reports); messages wait in the log meanwhile.
+    const connect = () => {
+      const producer = new Kafka.Producer(global, topic);
+      producer.on('delivery-report', (err: RdKafkaError | null, report: DeliveryReport) => report.opaque(err, report));
+      producer.on('event.error', (e: RdKafkaError & { origin?: string }) => {
+        this.lastError = `${this.errorName(e)}: ${e.message}`;
+        if (this.errorsLogged++ < 20) this.log.warn({ event: 'kafka_error', sink: this.name, err: this.lastError }, 'kafka client error');
       });
+      producer.on('ready', () => {
+        this.producer = producer;
+        this.ready = true;
+        this.lastError = '';
+        this.log.info({ event: 'kafka_ready', sink: this.name, brokers: this.cfg.brokers }, 'kafka producer connected');
+      });
+      producer.connect({ timeout: 10000 }, (err: RdKafkaError | null) => {
+        if (!err) {
+          producer.setPollInterval(5);
+          return;
+        }
+        this.lastError = `connect: ${err.message}`;
+        this.log.warn({ event: 'kafka_connect_failed', sink: this.name, err: err.message }, 'kafka not reachable yet; retrying');
+        try {
+          producer.disconnect();
+        } catch {
+          // never connected
+        }
+        if (!this.closed) setTimeout(connect, 1000).unref();
+      });
+    };
     connect();
   }
+
+  private errorsLogged = 0;
+  private closed = false;
 
   send(m: OutboundMessage, done: (o: DeliveryOutcome) => void): boolean {
     if (!this.ready) return false;
@@ -110,19 +156,20 @@ export class KafkaSink implements Sink {
     const headers: Array<Record<string, string>> = raw
       ? [{ 'crowd-id': e.id }, { 'content-type': e.contentType }, ...e.headers.map((h) => ({ [h.name]: h.value }))]
       : [{ 'crowd-id': e.id }];
+    const outcome = (err: RdKafkaError): DeliveryOutcome => {
+      const name = this.errorName(err);
+      return PERMANENT.has(name) ? { kind: 'dead', reason: `kafka: ${name}: ${err.message}` } : { kind: 'retry', reason: `kafka: ${name}: ${err.message}` };
+    };
     const opaque = (err: RdKafkaError | null, report: DeliveryReport | null) => {
       if (!err) return done({ kind: 'delivered', detail: `partition ${report?.partition} offset ${report?.offset}` });
-      const permanent = PERMANENT[err.code];
-      done(permanent ? { kind: 'dead', reason: `kafka: ${permanent}: ${err.message}` } : { kind: 'retry', reason: `kafka: ${err.code} ${err.message}` });
+      done(outcome(err));
     };
     try {
       this.producer.produce(this.topicOf(e.topic), null, value, e.key === '' ? null : e.key, e.receivedAtMs, opaque, headers);
       return true;
     } catch (err) {
-      const code = (err as RdKafkaError).code;
-      if (code === QUEUE_FULL) return false;
-      const permanent = PERMANENT[code];
-      done(permanent ? { kind: 'dead', reason: `kafka: ${permanent}: ${(err as Error).message}` } : { kind: 'retry', reason: `kafka: ${(err as Error).message}` });
+      if ((err as RdKafkaError).code === QUEUE_FULL) return false;
+      done(outcome(err as RdKafkaError));
       return true;
     }
   }
@@ -132,6 +179,7 @@ export class KafkaSink implements Sink {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const p = this.producer;
     if (!p) return;
     await new Promise<void>((resolve) => {

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `npm test`: builds, makes sure a real Kafka broker is up for the sink tests (scripts/kafka.sh;
+# it fetches Kafka's jars from Maven Central into .cache/ the first time), runs the ava suite,
+# and stops the broker again if this script started it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+npm run --silent build || exit 1
+export CROWD_TEST_KAFKA_PORT="${CROWD_TEST_KAFKA_PORT:-19092}"
+export CROWD_TEST_KAFKA_DIR="${CROWD_TEST_KAFKA_DIR:-$PWD/.cache/kafka/run-test}"
+started=0
+if ! scripts/kafka.sh status --port "$CROWD_TEST_KAFKA_PORT" --dir "$CROWD_TEST_KAFKA_DIR" >/dev/null 2>&1; then
+  scripts/kafka.sh up --port "$CROWD_TEST_KAFKA_PORT" --dir "$CROWD_TEST_KAFKA_DIR" || { echo "cannot start the Kafka broker for the tests"; exit 1; }
+  started=1
+fi
+npx ava "$@"
+status=$?
+if [ "$started" = 1 ]; then scripts/kafka.sh down --port "$CROWD_TEST_KAFKA_PORT" --dir "$CROWD_TEST_KAFKA_DIR" >/dev/null 2>&1; fi
+exit $status

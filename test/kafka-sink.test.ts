@@ -1,0 +1,202 @@
+// The Kafka sink against a real Apache Kafka broker (scripts/kafka.sh, KRaft), read back with
+// kcat. Serial: one test stops and starts the shared broker.
+import test from 'ava';
+import { runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
+import { kafkaSink, readTopic, startBroker, stopBroker, uniqueTopic, type KafkaRecord } from './helpers/kafka.js';
+import { runLoad, type LoadResult } from './helpers/load.js';
+import { post, rawRequest } from './helpers/raw-http.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const shopHeader = (n: number) => ({ 'x-shop': `shop-${n % 7}` });
+
+/** Waits until the topic holds every acknowledged id (or the time is up); returns the report. */
+async function awaitDelivery(topic: string, acked: Map<string, string>, timeoutMs = 60_000) {
+  const until = Date.now() + timeoutMs;
+  let records: KafkaRecord[] = [];
+  for (;;) {
+    records = await readTopic(topic);
+    const ids = new Set(records.map((r) => r.headers['crowd-id']));
+    if ([...acked.keys()].every((id) => ids.has(id)) || Date.now() > until) break;
+    await sleep(500);
+  }
+  const byId = new Map<string, KafkaRecord[]>();
+  for (const r of records) byId.set(r.headers['crowd-id'], [...(byId.get(r.headers['crowd-id']) ?? []), r]);
+  let missing = 0;
+  let wrongBody = 0;
+  for (const [id, body] of acked) {
+    const got = byId.get(id);
+    if (!got) missing++;
+    else if (got[0].value !== body) wrongBody++;
+  }
+  const duplicates = records.length - byId.size;
+  return { acknowledged: acked.size, inTopic: records.length, missing, wrongBody, duplicates, records };
+}
+
+async function stopCrowd(c: CrowdProcess): Promise<void> {
+  c.kill('SIGTERM');
+  await c.exited;
+}
+
+test.serial('N messages over HTTP: the same bodies, keys and ids in the topic, in order per key', async (t) => {
+  const topic = uniqueTopic('leads');
+  const crowd = await startCrowd({
+    config: { sinks: { events: kafkaSink(topic, { compression: 'lz4' }) }, routes: [{ path: '/leads', key: 'header:x-shop', keepHeaders: ['x-shop'], sinks: ['events'] }] },
+  });
+  const load = runLoad(crowd.port, '/leads', 16, shopHeader);
+  await sleep(1500);
+  const result = await load.stop();
+  const report = await awaitDelivery(topic, result.acked);
+  const { records, ...figures } = report;
+  t.log(figures);
+  t.true(result.acked.size > 1000, `${result.acked.size} acknowledged`);
+  t.is(report.missing, 0);
+  t.is(report.wrongBody, 0);
+  for (const r of records) {
+    const n = (JSON.parse(r.value) as { n: number }).n;
+    t.is(r.key, `shop-${n % 7}`);
+    t.is(r.headers['content-type'], 'application/json');
+    t.is(r.headers['x-shop'], `shop-${n % 7}`);
+  }
+  // order per key: within each key, n increases with the Kafka offset (one partition here)
+  const lastByKey = new Map<string, number>();
+  let outOfOrder = 0;
+  for (const r of [...records].sort((a, b) => a.offset - b.offset)) {
+    const n = (JSON.parse(r.value) as { n: number }).n;
+    if ((lastByKey.get(r.key!) ?? -1) > n) outOfOrder++;
+    lastByKey.set(r.key!, n);
+  }
+  t.is(outOfOrder, 0);
+  const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { delivered: number; backlogBytes: number; healthy: boolean }> };
+  t.true(stats.sinks.events.delivered >= result.acked.size);
+  t.is(stats.sinks.events.backlogBytes, 0);
+  t.true(stats.sinks.events.healthy);
+  await stopCrowd(crowd);
+});
+
+test.serial('fan-out: one route, two Kafka sinks, both topics complete', async (t) => {
+  const a = uniqueTopic('fan-a');
+  const b = uniqueTopic('fan-b');
+  const crowd = await startCrowd({ config: { sinks: { a: kafkaSink(a), b: kafkaSink(b, { format: 'envelope' }) }, routes: [{ path: '/events', sinks: ['a', 'b'] }] } });
+  const load = runLoad(crowd.port, '/events', 8);
+  await sleep(800);
+  const result = await load.stop();
+  const ra = await awaitDelivery(a, result.acked);
+  const rb = await awaitDelivery(b, new Map([...result.acked].map(([id]) => [id, ''])));
+  t.log({ a: { acknowledged: ra.acknowledged, inTopic: ra.inTopic, missing: ra.missing, duplicates: ra.duplicates }, b: { inTopic: rb.inTopic, missing: rb.missing, duplicates: rb.duplicates } });
+  t.is(ra.missing, 0);
+  t.is(rb.missing, 0);
+  t.true(rb.records.every((r) => r.value.length > 0 && r.headers['crowd-id'] !== undefined));
+  await stopCrowd(crowd);
+});
+
+test.serial('a message too large for Kafka goes to the dead letters with its reason', async (t) => {
+  const topic = uniqueTopic('dlq');
+  const crowd = await startCrowd({
+    config: { sinks: { events: kafkaSink(topic, { librdkafka: { 'message.max.bytes': 2000 } }) }, routes: [{ path: '/leads', sinks: ['events'] }] },
+  });
+  const big = await rawRequest(crowd.port, post('/leads', JSON.stringify({ big: 'z'.repeat(5000) })));
+  const small = await rawRequest(crowd.port, post('/leads', '{"small":1}'));
+  t.is(big.status, 200);
+  t.is(small.status, 200);
+  const bigId = (JSON.parse(big.body) as { id: string }).id;
+  const report = await awaitDelivery(topic, new Map([[(JSON.parse(small.body) as { id: string }).id, '{"small":1}']]));
+  t.is(report.missing, 0);
+  let dlq: Array<{ id: string; topic: string; headers: Record<string, string> }> = [];
+  for (let i = 0; i < 50 && dlq.length === 0; i++) {
+    await sleep(200);
+    const r = await runCli(['log', 'dump', '--data-dir', crowd.dataDir, '--topic', 'leads.dlq']);
+    dlq = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  }
+  t.is(dlq.length, 1);
+  t.is(dlq[0].id, bigId);
+  t.regex(dlq[0].headers['crowd-dlq-reason'], /MSG_SIZE_TOO_LARGE/);
+  const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { failed: number }> };
+  t.is(stats.sinks.events.failed, 1);
+  t.false((await readTopic(topic)).some((r) => r.headers['crowd-id'] === bigId));
+  await stopCrowd(crowd);
+});
+
+test.serial('a message the broker refuses for good (over its size limit) is dead-lettered from its delivery report', async (t) => {
+  const topic = uniqueTopic('dlq-broker');
+  const crowd = await startCrowd({
+    config: {
+      sinks: { events: kafkaSink(topic, { librdkafka: { 'message.max.bytes': 5_000_000 } }) },
+      routes: [{ path: '/leads', maxBodyBytes: 2_000_000, sinks: ['events'] }],
+    },
+  });
+  const big = await rawRequest(crowd.port, post('/leads', 'q'.repeat(1_500_000), { 'Content-Type': 'text/plain' }), 1000);
+  t.is(big.status, 200);
+  const bigId = (JSON.parse(big.body) as { id: string }).id;
+  let dlq: Array<{ id: string; headers: Record<string, string> }> = [];
+  for (let i = 0; i < 100 && dlq.length === 0; i++) {
+    await sleep(200);
+    const r = await runCli(['log', 'dump', '--data-dir', crowd.dataDir, '--topic', 'leads.dlq']);
+    dlq = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  }
+  t.is(dlq.length, 1);
+  t.is(dlq[0].id, bigId);
+  t.regex(dlq[0].headers['crowd-dlq-reason'], /ERR_MSG_SIZE_TOO_LARGE/);
+  await stopCrowd(crowd);
+});
+
+test.serial('broker down ~20 s under load: crowd keeps answering 200; every acknowledged id arrives', async (t) => {
+  const topic = uniqueTopic('outage');
+  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  const load = runLoad(crowd.port, '/leads', 8);
+  let result: LoadResult;
+  const t0 = Date.now();
+  try {
+    await sleep(1000);
+    await stopBroker();
+    const downAt = Date.now();
+    await sleep(20_000);
+    const acceptedWhileDown = (await rawRequest(crowd.port, post('/leads', '{"during":"outage"}'))).status;
+    t.is(acceptedWhileDown, 200);
+    const ready = await rawRequest(crowd.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+    t.is(ready.status, 200, 'a sink down does not make crowd unready: the log holds the backlog');
+    await startBroker();
+    t.log({ brokerDownSeconds: Math.round((Date.now() - downAt) / 1000) });
+    await sleep(1000);
+  } finally {
+    result = await load.stop();
+  }
+  const drainStart = Date.now();
+  const report = await awaitDelivery(topic, result.acked, 90_000);
+  t.log({ ...report, records: undefined, refused: result.refused, clientErrors: result.errors, drainSeconds: (Date.now() - drainStart) / 1000, totalSeconds: (Date.now() - t0) / 1000 });
+  t.is(result.refused, 0, 'no refusals while the broker was down');
+  t.is(report.missing, 0);
+  await stopCrowd(crowd);
+});
+
+test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing missing', async (t) => {
+  const topic = uniqueTopic('killdrain');
+  const config = { sinks: { events: kafkaSink(topic) }, routes: [{ path: '/leads', sinks: ['events'] }] };
+  await stopBroker();
+  let first: CrowdProcess | null = null;
+  try {
+    first = await startCrowd({ config });
+    // Broker unreachable at start: crowd starts, accepts, and says the sink is unhealthy.
+    const ready = JSON.parse((await rawRequest(first.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { status: string; sinks: Record<string, { healthy: boolean }> };
+    t.is(ready.status, 'ready');
+    t.false(ready.sinks.events.healthy);
+    const load = runLoad(first.port, '/leads', 8);
+    await sleep(1500);
+    const result = await load.stop();
+    await startBroker();
+    // Let the backlog start draining, then kill crowd in the middle of it.
+    for (let i = 0; i < 100; i++) {
+      if ((await readTopic(topic)).length > 0) break;
+      await sleep(100);
+    }
+    first.kill('SIGKILL');
+    await first.exited;
+    const second = await startCrowd({ dataDir: first.dataDir, config });
+    const report = await awaitDelivery(topic, result.acked, 90_000);
+    t.log({ ...report, records: undefined });
+    t.true(result.acked.size > 500);
+    t.is(report.missing, 0);
+    await stopCrowd(second);
+  } finally {
+    await startBroker();
+  }
+});
