@@ -53,6 +53,10 @@ export class Crowd implements StatsSource {
   private readonly acceptors: AcceptorHandle[] = [];
   private admin: AdminServer | null = null;
   private sinkHost: SinkHost | null = null;
+  /** Delivered offsets per (sink, lane), for `ack: delivered`; null without sinks. */
+  private readonly sinkWatermarks: SharedArrayBuffer | null;
+  /** Per acceptor: [sink host side, acceptor side] of its "delivered offsets moved" channel. */
+  private readonly sinkWakes: MessageChannel[];
   private unlock: (() => void) | null = null;
   private snapshotSeq = 0;
   private readonly snapshotWaiters = new Map<number, { left: number; parts: AcceptorSnapshot[]; done: (s: AcceptorSnapshot[]) => void }>();
@@ -64,6 +68,9 @@ export class Crowd implements StatsSource {
     this.ringBuffers = Array.from({ length: lanes }, () => Array.from({ length: acceptors }, () => createRingBuffer(config.ingest.ringBytes)));
     this.ringViews = this.ringBuffers.map((row) => row.map((s) => new SpscRing(s)));
     this.laneRestarts = new Array(lanes).fill(0);
+    const sinkCount = Object.keys(config.sinks).length;
+    this.sinkWatermarks = sinkCount > 0 ? new SharedArrayBuffer(8 * sinkCount * lanes) : null;
+    this.sinkWakes = sinkCount > 0 ? Array.from({ length: acceptors }, () => new MessageChannel()) : [];
     this.pool = new Piscina({
       filename: new URL('../workers/lane.js', import.meta.url).href,
       minThreads: lanes,
@@ -165,8 +172,7 @@ export class Crowd implements StatsSource {
    */
   private async startSinks(): Promise<void> {
     const sinks = Object.entries(this.config.sinks).map(([name, cfg]) => createSink(name, cfg, this.log));
-    const watermarks = new SharedArrayBuffer(8 * Math.max(1, sinks.length * this.config.threads.lanes));
-    this.sinkHost = new SinkHost(this.config, this.log, this.controls.map((c) => c.sab), watermarks, [], sinks);
+    this.sinkHost = new SinkHost(this.config, this.log, this.controls.map((c) => c.sab), this.sinkWatermarks!, this.sinkWakes.map((ch) => ch.port1), sinks);
     await this.sinkHost.start();
   }
 
@@ -177,9 +183,11 @@ export class Crowd implements StatsSource {
   private startAcceptor(index: number, lanePorts: MessagePort[]): Promise<number> {
     const init: AcceptorInit = {
       index, config: this.config, rings: this.ringBuffers.map((row) => row[index]), laneControls: this.controls.map((c) => c.sab),
+      sinkWatermarks: this.sinkWatermarks,
     };
+    const sinkWake = this.sinkWakes[index]?.port2 ?? null;
     const worker = new Worker(new URL('../workers/acceptor.js', import.meta.url), {
-      workerData: { init, lanePorts }, transferList: lanePorts as never,
+      workerData: { init, lanePorts, sinkWake }, transferList: [...lanePorts, ...(sinkWake ? [sinkWake] : [])] as never,
     });
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.acceptors[index] = { worker, exited };

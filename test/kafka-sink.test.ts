@@ -200,3 +200,28 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
     await startBroker();
   }
 });
+
+test.serial('ack delivered: 200 only once Kafka has it; 503 when the delivery report does not come in time', async (t) => {
+  const topic = uniqueTopic('delivered');
+  const crowd = await startCrowd({
+    config: { ingest: { ackTimeout: '3s' }, sinks: { events: kafkaSink(topic) }, routes: [{ path: '/orders', ack: 'delivered', sinks: ['events'] }] },
+  });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = await rawRequest(crowd.port, post('/orders', JSON.stringify({ i })));
+      t.is(r.status, 200);
+      const id = (JSON.parse(r.body) as { id: string }).id;
+      // Read straight after the answer: it must already be in the topic.
+      t.true((await readTopic(topic)).some((rec) => rec.headers['crowd-id'] === id), `id ${id} in Kafka when 200 came`);
+    }
+    await stopBroker();
+    const t0 = Date.now();
+    const r = await rawRequest(crowd.port, post('/orders', '{"while":"down"}'), 6000);
+    t.is(r.status, 503);
+    t.is((JSON.parse(r.body) as { code: string }).code, 'CROWD_ACK_TIMEOUT');
+    t.true(Date.now() - t0 >= 2500, 'it waited for the delivery report up to ackTimeout');
+  } finally {
+    await startBroker();
+    await stopCrowd(crowd);
+  }
+});

@@ -8,10 +8,13 @@ import { Acceptor, type AcceptorInit } from '../src/acceptor/acceptor.js';
 interface Data {
   init: AcceptorInit;
   lanePorts: MessagePort[];
+  /** The sink host's "delivered offsets moved" (ack: delivered); null without sinks. */
+  sinkWake: MessagePort | null;
 }
 
-const { init, lanePorts } = workerData as Data;
+const { init, lanePorts, sinkWake } = workerData as Data;
 const acceptor = new Acceptor(init);
+sinkWake?.on('message', () => acceptor.onSinkWake());
 const ports: MessagePort[] = [];
 
 function attach(lane: number, port: MessagePort): void {
@@ -36,6 +39,7 @@ parentPort!.on('message', (m: { type: string; id?: number; lane?: number; port?:
     case 'close':
       acceptor.close();
       for (const p of ports) p?.close();
+      sinkWake?.close();
       parentPort!.close();
       break;
   }

@@ -28,6 +28,8 @@ export interface AcceptorInit {
   /** One ring per lane (this acceptor is the only producer). */
   rings: SharedArrayBuffer[];
   laneControls: SharedArrayBuffer[];
+  /** Delivered offsets, f64 per (sink, lane), written by the sink host; null without sinks. */
+  sinkWatermarks: SharedArrayBuffer | null;
 }
 
 /** Ring record = flags byte + envelope. */
@@ -51,6 +53,8 @@ interface RequestCtx {
   /** Filled when the record is in the ring and the request waits for the watermark. */
   id: string;
   pos: number;
+  /** `ack: delivered`: the lane's log offset every sink of the route must reach. */
+  logEnd: number;
   /** Content-Length (-1 when chunked), and the body so far when it comes in several chunks. */
   cl: number;
   acc: Buffer | null;
@@ -103,6 +107,9 @@ export class Acceptor {
   private readonly ringBufs: Buffer[];
   private readonly lanes: LaneControl[];
   private readonly pending: PendingQueue[];
+  /** Durable requests of `ack: delivered` routes waiting for their sinks, per lane. */
+  private readonly delivering: PendingQueue[];
+  private readonly watermarks: Float64Array | null;
   private readonly ids = new IdGenerator();
   private readonly stats = new AcceptorStats();
   private readonly retryAfter: number;
@@ -121,6 +128,8 @@ export class Acceptor {
     this.ringBufs = init.rings.map((s) => Buffer.from(s, RING_CONTROL_BYTES, s.byteLength - RING_CONTROL_BYTES));
     this.lanes = init.laneControls.map((s) => new LaneControl(s));
     this.pending = this.rings.map(() => new PendingQueue());
+    this.delivering = this.rings.map(() => new PendingQueue());
+    this.watermarks = init.sinkWatermarks ? new Float64Array(init.sinkWatermarks) : null;
     this.retryAfter = c.ingest.retryAfterSeconds;
     this.maxLogBytes = c.log.maxLogBytes;
     this.ackTimeoutMs = c.ingest.ackTimeoutMs;
@@ -156,19 +165,57 @@ export class Acceptor {
       while (q.size > 0) this.fail(q.shift(), 'CROWD_LOG_UNAVAILABLE');
     } else {
       const tail = ring.tail();
+      const logEnd = ring.logEnd();
       const now = performance.now();
       while (q.size > 0 && reached(tail, q.peek()!.pos)) {
         const p = q.shift();
         if (p.aborted) continue;
+        if (p.route.deliveredBy.length > 0) {
+          // Durable; now wait for every sink of the route to have delivered past it.
+          p.logEnd = logEnd;
+          this.delivering[lane].push(p);
+          continue;
+        }
         sendReceipt(p.res, p.id);
         this.stats.answered(p.route, 200, p.route.cfg.ack, (now - p.t0) / 1000);
       }
+      this.answerDelivered(lane);
     }
     this.maybeDrained();
   }
 
+  /** The sink host says delivered offsets moved. */
+  onSinkWake(): void {
+    for (let lane = 0; lane < this.delivering.length; lane++) this.answerDelivered(lane);
+    this.maybeDrained();
+  }
+
+  private answerDelivered(lane: number): void {
+    const q = this.delivering[lane];
+    const w = this.watermarks;
+    if (!w || q.size === 0) return;
+    const lanes = this.rings.length;
+    const now = performance.now();
+    // FIFO per lane: log offsets only grow, so the first one not delivered blocks the rest.
+    while (q.size > 0) {
+      const p = q.peek()!;
+      let delivered = true;
+      for (const s of p.route.deliveredBy) {
+        if (w[s * lanes + lane] < p.logEnd) {
+          delivered = false;
+          break;
+        }
+      }
+      if (!delivered && !p.aborted) break;
+      q.shift();
+      if (p.aborted) continue;
+      sendReceipt(p.res, p.id);
+      this.stats.answered(p.route, 200, 'delivered', (now - p.t0) / 1000);
+    }
+  }
+
   snapshot(): AcceptorSnapshot {
-    return this.stats.snapshot(this.pending.reduce((n, q) => n + q.size, 0));
+    return this.stats.snapshot([...this.pending, ...this.delivering].reduce((n, q) => n + q.size, 0));
   }
 
   /** Stop taking connections; answer what is pending; resolve when nothing waits. */
@@ -192,7 +239,7 @@ export class Acceptor {
   }
 
   private maybeDrained(): void {
-    if (this.onDrained && this.pending.every((q) => q.size === 0)) {
+    if (this.onDrained && this.pending.every((q) => q.size === 0) && this.delivering.every((q) => q.size === 0)) {
       const f = this.onDrained;
       this.onDrained = null;
       f();
@@ -217,7 +264,7 @@ export class Acceptor {
   /** Durable requests not confirmed within ackTimeout get 503 (they may still be stored). */
   private sweep(): void {
     const limit = performance.now() - this.ackTimeoutMs;
-    for (const q of this.pending) {
+    for (const q of [...this.pending, ...this.delivering]) {
       while (q.size > 0 && q.peek()!.t0 < limit) this.fail(q.shift(), 'CROWD_ACK_TIMEOUT');
     }
     this.maybeDrained();
@@ -337,7 +384,7 @@ export class Acceptor {
     }
     const ctx: RequestCtx = {
       res, route, lane, key, kept, media, method, url, query: req.getQuery() ?? '', t0,
-      aborted: false, done: false, id: '', pos: 0, cl, acc: null, got: 0,
+      aborted: false, done: false, id: '', pos: 0, logEnd: 0, cl, acc: null, got: 0,
     };
     res.onAborted(() => {
       ctx.aborted = true;

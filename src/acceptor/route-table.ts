@@ -24,6 +24,8 @@ export interface Route {
   readonly fields: ReadonlyMap<string, RouteFields>;
   /** fields.get('post'), looked up once (most routes take only POST). */
   readonly postFields: RouteFields | undefined;
+  /** `ack: delivered` with sinks: indexes (config order) of the sinks that must have it. */
+  readonly deliveredBy: readonly number[];
   /** Answers by HTTP status, counted by this acceptor (see acceptor-stats.ts). */
   readonly counts: Map<number, number>;
 }
@@ -40,7 +42,7 @@ export function parseKeySource(key: string | undefined): KeySource {
   return { kind: 'json', pointer: ptr === '' ? [] : ptr.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')) };
 }
 
-function makeRoute(index: number, cfg: RouteConfig): Route {
+function makeRoute(index: number, cfg: RouteConfig, sinkNames: readonly string[] = []): Route {
   return {
     index,
     cfg,
@@ -53,6 +55,7 @@ function makeRoute(index: number, cfg: RouteConfig): Route {
     needsFsync: cfg.ack !== 'memory',
     fields: new Map(cfg.methods.map((m) => [m.toLowerCase(), routeFields(cfg.topic, m, cfg.path)])),
     postFields: cfg.methods.includes('POST') ? routeFields(cfg.topic, 'POST', cfg.path) : undefined,
+    deliveredBy: cfg.ack === 'delivered' ? cfg.sinks.map((n) => sinkNames.indexOf(n)) : [],
     counts: new Map(),
   };
 }
@@ -64,7 +67,8 @@ export class RouteTable {
 
   constructor(private readonly config: CrowdConfig) {
     if (config.routes) {
-      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r)]));
+      const sinkNames = Object.keys(config.sinks);
+      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r, sinkNames)]));
       this.nextIndex = config.routes.length;
     } else {
       this.fixed = null;

@@ -137,7 +137,8 @@ export function runLane(t: LaneTask): { records: number } {
         observe(ctl.stats, STAT.FSYNC_HIST, (s1 - s0) / 1000);
         observe(ctl.stats, APPEND_HIST, (s1 - t0) / 1000);
         durableWaiting = false;
-        for (let i = 0; i < rings.length; i++) rings[i].release(readPos[i]);
+        const logEnd = laneLog.endOffset();
+        for (let i = 0; i < rings.length; i++) rings[i].release(readPos[i], logEnd);
         if (failures > 0) {
           failures = 0;
           ctl.setState(LaneState.Ready);

@@ -4,7 +4,7 @@
  *
  *   SharedArrayBuffer
  *   +--------------------------- control (256 B) ----------------------------+-- data (capacity B) --+
- *   | HEAD (i32 @0) | TAIL (i32 @64) | ACK_PENDING (i32 @128) | (reserved)   |  records ...          |
+ *   | HEAD (i32 @0) | TAIL (i32 @64) | ACK_PENDING (i32 @128) | LOG_END (f64 @192) | records ...     |
  *   +------------------------------------------------------------------------+-----------------------+
  *   Each slot sits on its own 64-byte line so producer and consumer do not share cache lines.
  *
@@ -20,11 +20,14 @@
  * - The consumer moves TAIL only when the records before it are durable in the log, so TAIL is
  *   also the ack watermark: a record ending at position p is durable once TAIL - p >= 0.
  *   A lane that dies mid-batch leaves TAIL where it was; its replacement re-reads from TAIL.
+ * - LOG_END is the lane's log offset after the batch that TAIL covers, written before TAIL:
+ *   a record below TAIL is in the log below LOG_END (what `ack: delivered` waits for sinks to pass).
  */
 export const RING_CONTROL_BYTES = 256;
 const HEAD = 0;
 const TAIL = 16;
 const ACK_PENDING = 32;
+const LOG_END_F64 = 24; // byte 192
 export const WRAP = 0xffffffff;
 export const RECORD_HEADER = 4;
 
@@ -42,6 +45,7 @@ export function reached(a: number, b: number): boolean {
 
 export class SpscRing {
   readonly ctl: Int32Array;
+  private readonly ctlF64: Float64Array;
   readonly data: Uint8Array;
   readonly dv: DataView;
   readonly capacity: number;
@@ -49,6 +53,7 @@ export class SpscRing {
 
   constructor(readonly sab: SharedArrayBuffer) {
     this.ctl = new Int32Array(sab, 0, RING_CONTROL_BYTES / 4);
+    this.ctlF64 = new Float64Array(sab, 0, RING_CONTROL_BYTES / 8);
     this.capacity = sab.byteLength - RING_CONTROL_BYTES;
     this.data = new Uint8Array(sab, RING_CONTROL_BYTES, this.capacity);
     this.dv = new DataView(sab, RING_CONTROL_BYTES, this.capacity);
@@ -151,9 +156,18 @@ export class SpscRing {
     return pos;
   }
 
-  /** Frees everything before pos and publishes it as the ack watermark. */
-  release(pos: number): void {
+  /**
+   * Frees everything before pos and publishes it as the ack watermark, with the log offset
+   * the lane has reached (stored first; the Atomics store of TAIL publishes both).
+   */
+  release(pos: number, logEnd = 0): void {
+    this.ctlF64[LOG_END_F64] = logEnd;
     Atomics.store(this.ctl, TAIL, pos | 0);
+  }
+
+  /** Producer: the lane's log offset as of the last TAIL read (read TAIL first). */
+  logEnd(): number {
+    return this.ctlF64[LOG_END_F64];
   }
 
   // ---- ack wake-up coalescing ------------------------------------------------------------
