@@ -25,8 +25,14 @@ const resultsDir = path.join(repo, 'bench/results');
 interface Case {
   id: string;
   name: string;
-  server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'crowd';
-  role: 'ceiling' | 'floor' | 'baseline' | 'crowd';
+  server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'fastify-kafkajs' | 'crowd';
+  /** crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh). */
+  sink?: 'kafka';
+  /** Stop the broker for this case (crowd's ingest rate with its sink down). */
+  kafkaDown?: boolean;
+  /** After the load, wait until the sink has delivered everything: end-to-end rate. */
+  measureDelivery?: boolean;
+  role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
   duration: number;
@@ -34,7 +40,8 @@ interface Case {
   ack?: 'memory' | 'durable';
   rateOf?: string;
   rateFraction?: number;
-  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number };
+  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number };
+  baselineOf?: string;
 }
 
 interface Outcome {
@@ -56,6 +63,11 @@ interface Outcome {
   ratioToBaseline?: number;
   target?: Case['target'];
   verdict?: string;
+  /** Messages accepted and delivered to the sink per second, load + drain time. */
+  endToEndPerSec?: number;
+  drainS?: number;
+  deliveryLatencyMs?: { p50: number; p99: number };
+  ratioToBaselineE2E?: number;
 }
 
 function args(): { only: string[] | null; duration: number | null } {
@@ -89,20 +101,52 @@ function peakRssMb(pid: number): number {
 
 let nextPort = 14100;
 
-async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
+const kafkaPort = Number(process.env.CROWD_BENCH_KAFKA_PORT ?? 19192);
+const kafkaBroker = `127.0.0.1:${kafkaPort}`;
+const kafkaDir = path.join(repo, '.cache/kafka/run-bench');
+
+function kafka(cmd: 'up' | 'down' | 'status'): boolean {
+  const r = spawnSync(path.join(repo, 'scripts/kafka.sh'), [cmd, '--port', String(kafkaPort), '--dir', kafkaDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return r.status === 0;
+}
+
+async function adminJson(port: number, p: string): Promise<any> {
+  const r = await fetch(`http://127.0.0.1:${port}${p}`);
+  return p === '/metrics' ? r.text() : r.json();
+}
+
+/** After the load: waits until crowd's Kafka sink has delivered everything it accepted. */
+async function awaitDrain(adminPort: number, accepted: number): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
+  const t0 = performance.now();
+  let delivered = 0;
+  for (let i = 0; i < 1200; i++) {
+    const st = await adminJson(adminPort, '/stats');
+    delivered = st.sinks?.kafka?.delivered ?? 0;
+    if (delivered >= accepted && st.sinks.kafka.backlogBytes === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const drainS = (performance.now() - t0) / 1000;
+  const metrics: string = await adminJson(adminPort, '/metrics');
+  const q = (p: string) => Number(new RegExp(`crowd_sink_delivery_latency_seconds\\{sink="kafka",quantile="${p}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? 'NaN') * 1000;
+  return { drainS, delivered, p50: q('0.5'), p99: q('0.99') };
+}
+
+async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
   let dataDir: string | null = null;
   if (c.server === 'crowd') {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
-    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', routes: [{ path: '/leads', ack: c.ack ?? 'durable' }] }));
+    const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } } : {};
+    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg], {
       env: { ...process.env, CROWD_PORT: String(port), CROWD_ADMIN_PORT: String(port + 1000), CROWD_DATA_DIR: path.join(dataDir, 'data'), CROWD_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
   } else {
-    child = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const extra = c.server === 'fastify-kafkajs' ? [kafkaBroker, `bench-baseline-${Date.now()}`] : [];
+    child = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   }
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -119,6 +163,7 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
   return {
     child,
     port,
+    adminPort: port + 1000,
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -180,6 +225,12 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows,
     '',
+    ...(outcomes.some((o) => o.endToEndPerSec) ? [
+      '| case | accepted req/s | end-to-end msg/s (accepted and in Kafka) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...outcomes.filter((o) => o.endToEndPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.endToEndPerSec!.toLocaleString('en-US')} | ${o.drainS ?? ''} | ${o.deliveryLatencyMs ? `${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99}` : ''} | ${o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(2)}x` : ''} | ${o.verdict ?? ''} |`),
+      '',
+    ] : []),
     'Ceiling: a bare uWebSockets.js server answering a fixed receipt (stores nothing). Baseline: fastify hello-world (stores nothing).',
     'Server CPU: the server process\'s CPU time over the run divided by the wall time (200% = both cores).',
     '',
@@ -195,7 +246,7 @@ function svg(outcomes: Outcome[]): string {
   const bars = outcomes.map((o, i) => {
     const y = 30 + i * (barH + 10);
     const bw = Math.round(((w - left - 90) * o.reqPerSec) / max);
-    const color = o.role === 'ceiling' ? '#999' : o.role === 'floor' ? '#79b' : o.role === 'baseline' ? '#c96' : '#3a7';
+    const color = o.role === 'ceiling' ? '#999' : o.role === 'floor' ? '#79b' : o.role.startsWith('baseline') ? '#c96' : '#3a7';
     return `<text x="${left - 8}" y="${y + 17}" text-anchor="end" font-size="12">${o.name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>` +
       `<rect x="${left}" y="${y}" width="${bw}" height="${barH}" fill="${color}"/>` +
       `<text x="${left + bw + 6}" y="${y + 17}" font-size="12">${o.reqPerSec.toLocaleString('en-US')}/s</text>`;
@@ -207,9 +258,12 @@ function svg(outcomes: Outcome[]): string {
 async function main(): Promise<void> {
   const cases = loadCases();
   const outcomes: Outcome[] = [];
+  const needsKafka = cases.some((c) => c.sink === 'kafka' || c.server === 'fastify-kafkajs');
+  const startedKafka = needsKafka && !kafka('status') ? kafka('up') : false;
   const byId = new Map<string, Outcome>();
   for (const [i, c] of cases.entries()) {
     process.stderr.write(`[${i + 1}/${cases.length}] ${c.name} (${c.duration}s)... `);
+    if (c.kafkaDown) kafka('down');
     const srv = await startServer(c);
     await new Promise((r) => setTimeout(r, 500));
     const ticks0 = cpuTicks(srv.child.pid!);
@@ -220,7 +274,16 @@ async function main(): Promise<void> {
     const wall = (performance.now() - t0) / 1000;
     const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
     const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
+    if (c.measureDelivery) {
+      const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
+      const d = await awaitDrain(srv.adminPort, accepted);
+      o.drainS = Number(d.drainS.toFixed(2));
+      o.endToEndPerSec = Math.round(d.delivered / (o.durationS + d.drainS));
+      o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
+    }
+    if (c.server === 'fastify-kafkajs') o.endToEndPerSec = o.reqPerSec;
     await srv.stop();
+    if (c.kafkaDown) kafka('up');
     outcomes.push(o);
     byId.set(c.id, o);
     process.stderr.write(`${o.reqPerSec.toLocaleString('en-US')} req/s, p99 ${o.latencyMs.p99.toFixed(2)} ms\n`);
@@ -236,6 +299,16 @@ async function main(): Promise<void> {
     }
     if (t?.p99Ms !== undefined) o.verdict = `${o.latencyMs.p99 <= t.p99Ms && o.non2xx + o.errors === 0 ? 'MET' : 'MISSED'} p99 <= ${t.p99Ms} ms`;
   }
+  for (const c of cases) {
+    const o = byId.get(c.id);
+    const b = c.baselineOf ? byId.get(c.baselineOf) : undefined;
+    if (o?.endToEndPerSec && b?.endToEndPerSec) {
+      o.ratioToBaselineE2E = o.endToEndPerSec / b.endToEndPerSec;
+      const t = c.target;
+      if (t?.e2eRatioToBaseline) o.verdict = `${o.ratioToBaselineE2E >= t.e2eRatioToBaseline ? 'MET' : 'MISSED'} e2e >= ${t.e2eRatioToBaseline}x baseline${t.e2eGoal ? ` (goal ${t.e2eGoal}x)` : ''}`;
+    }
+  }
+  if (startedKafka) kafka('down');
   const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
   const meta = { date, node: process.version, machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB` };
   fs.mkdirSync(resultsDir, { recursive: true });
