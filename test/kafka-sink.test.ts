@@ -225,3 +225,34 @@ test.serial('ack delivered: 200 only once Kafka has it; 503 when the delivery re
     await stopCrowd(crowd);
   }
 });
+
+test.serial('a dead sink does not hold back a live one: the live topic completes while the other broker is unreachable', async (t) => {
+  const live = uniqueTopic('live');
+  const crowd = await startCrowd({
+    config: {
+      sinks: { live: kafkaSink(live), dead: { type: 'kafka', brokers: ['127.0.0.1:1'], topic: 'never' } },
+      routes: [{ path: '/events', sinks: ['live', 'dead'] }],
+    },
+  });
+  const load = runLoad(crowd.port, '/events', 8);
+  await sleep(1000);
+  const result = await load.stop();
+  const report = await awaitDelivery(live, result.acked);
+  const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { delivered: number; healthy: boolean; backlogBytes: number }> };
+  t.log({ acknowledged: result.acked.size, liveMissing: report.missing, dead: stats.sinks.dead });
+  t.is(report.missing, 0);
+  t.false(stats.sinks.dead.healthy);
+  t.is(stats.sinks.dead.delivered, 0);
+  t.true(stats.sinks.dead.backlogBytes > 0, 'the dead sink keeps its backlog in the log');
+  await stopCrowd(crowd);
+});
+
+test.serial('a bad librdkafka option stops crowd at start with a message naming it', async (t) => {
+  const dir = (await import('./helpers/crowd-process.js')).tempDir();
+  const cfg = (await import('./helpers/crowd-process.js')).writeConfig(dir, {
+    sinks: { events: kafkaSink('x', { librdkafka: { 'no.such.property': 1 } }) }, routes: [{ path: '/a', sinks: ['events'] }],
+  });
+  const r = await runCli(['start', '--config', cfg], { CROWD_DATA_DIR: `${dir}/data`, CROWD_PORT: '0', CROWD_ADMIN_PORT: '0' });
+  t.not(r.code, 0);
+  t.regex(r.stdout + r.stderr, /no\.such\.property/);
+});

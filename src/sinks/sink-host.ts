@@ -62,6 +62,8 @@ class SinkDriver {
   private stopped = false;
   /** Shutting down: finish what is in flight, read nothing new. */
   draining = false;
+  /** Messages handed to the sink whose outcome has not come yet (what a shutdown waits for). */
+  outstanding = 0;
   /** Delivery latency (receivedAt to delivery report), ms, a bounded reservoir for quantiles. */
   readonly latencies: number[] = [];
 
@@ -100,7 +102,7 @@ class SinkDriver {
     for (const feed of this.feeds) {
       while (feed.waiting.length > 0) {
         const w = feed.waiting[0];
-        if (!this.sink.send(w.m, (o) => this.outcome(feed, w.f, w.m, o))) break;
+        if (!this.trySend(feed, w.f, w.m)) break;
         feed.waiting.shift();
       }
       if (feed.waiting.length > 0) continue;
@@ -127,12 +129,24 @@ class SinkDriver {
             continue;
           }
           const m: OutboundMessage = { envelope: env, payload: Buffer.from(r.payload), lane: feed.lane, offset: r.offset };
-          if (feed.waiting.length > 0 || !this.sink.send(m, (o) => this.outcome(feed, f, m, o))) feed.waiting.push({ f, m });
+          if (feed.waiting.length > 0 || !this.trySend(feed, f, m)) feed.waiting.push({ f, m });
         }
       }
     }
     this.host.publish(this);
     this.timer = setTimeout(() => this.pump(), busy ? 0 : IDLE_POLL_MS);
+  }
+
+  private trySend(feed: LaneFeed, f: InFlight, m: OutboundMessage): boolean {
+    let called = false;
+    const taken = this.sink.send(m, (o) => {
+      called = true;
+      this.outstanding--;
+      this.outcome(feed, f, m, o);
+    });
+    if (taken) this.outstanding++;
+    else if (called) this.outstanding++; // refused but answered at once: balance the decrement
+    return taken;
   }
 
   private outcome(feed: LaneFeed, f: InFlight, m: OutboundMessage, o: DeliveryOutcome): void {
@@ -148,7 +162,7 @@ class SinkDriver {
       const backoff = Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
       setTimeout(() => {
         if (this.stopped) return;
-        if (!this.sink.send(m, (o2) => this.outcome(feed, f, m, o2))) feed.waiting.unshift({ f, m });
+        if (!this.trySend(feed, f, m)) feed.waiting.unshift({ f, m });
       }, backoff).unref();
     } else {
       this.deadLetter(m, o.reason);
@@ -274,7 +288,7 @@ export class SinkHost {
   async stop(graceMs = 5000): Promise<void> {
     for (const d of this.drivers) d.draining = true;
     const until = Date.now() + graceMs;
-    while (Date.now() < until && this.drivers.some((d) => d.feeds.some((f) => f.tracker.inFlight() > 0))) {
+    while (Date.now() < until && this.drivers.some((d) => d.outstanding > 0)) {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const d of this.drivers) d.stop();
