@@ -115,27 +115,35 @@ export class KafkaSink implements Sink {
     // keep trying (with a new producer each time: a second connect() on the same one doubles
     // its delivery reports); messages wait in the log meanwhile.
     const connect = () => {
+      // One producer at a time: an attempt that failed is dropped for good, even if its
+      // 'ready' comes late (two live producers would split a key across them, out of order).
+      const gen = ++this.generation;
       const producer = new Kafka.Producer(global, topic);
       this.attempt = producer;
+      const current = () => gen === this.generation && !this.closed;
       producer.on('delivery-report', (err: RdKafkaError | null, report: DeliveryReport) => report.opaque(err, report));
       producer.on('event.error', (e: RdKafkaError & { origin?: string }) => {
+        if (!current()) return;
         this.lastError = `${this.errorName(e)}: ${e.message}`;
         if (this.errorsLogged++ < 20) this.log.warn({ event: 'kafka_error', sink: this.name, err: this.lastError }, 'kafka client error');
       });
       producer.on('ready', () => {
+        if (!current()) return;
         this.producer = producer;
         this.ready = true;
         this.lastError = '';
         this.log.info({ event: 'kafka_ready', sink: this.name, brokers: this.cfg.brokers }, 'kafka producer connected');
       });
-      // Short: a pending connect blocks process exit until it times out (measured: 10 s).
-      producer.connect({ timeout: 2000 }, (err: RdKafkaError | null) => {
-        if (!err) {
+      // A pending connect blocks process exit until it times out, so not too long.
+      producer.connect({ timeout: 5000 }, (err: RdKafkaError | null) => {
+        if (!err && current()) {
           producer.setPollInterval(5);
           return;
         }
+        if (!err) return;
         this.lastError = `connect: ${err.message}`;
         this.log.warn({ event: 'kafka_connect_failed', sink: this.name, err: err.message }, 'kafka not reachable yet; retrying');
+        if (gen === this.generation) this.generation++; // drop this attempt
         try {
           producer.disconnect();
         } catch {
@@ -151,6 +159,7 @@ export class KafkaSink implements Sink {
   private closed = false;
   /** The producer of the connection attempt under way (not ready yet). */
   private attempt: any = null;
+  private generation = 0;
 
   send(m: OutboundMessage, done: (o: DeliveryOutcome) => void): boolean {
     if (!this.ready) return false;
