@@ -1,25 +1,16 @@
 // A sink's incremental reader and its delivery bookkeeping.
 import test from 'ava';
 import fc from 'fast-check';
-import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../src/log/frame-layout.js';
+import { sealedFrames } from '../src/log/frames.js';
 import { LaneLog } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
 import { LaneTail } from '../src/log/lane-tail.js';
-import { crc } from '../src/native/crc32c.js';
 import { DeliveryTracker } from '../src/sinks/delivery-tracker.js';
 import { tempDir } from './helpers/crowd-process.js';
 
 function append(log: LaneLog, records: Buffer[]): void {
-  const buf = Buffer.alloc(records.reduce((n, r) => n + frameSize(r.length), 0));
-  let len = 0;
-  for (const r of records) {
-    buf.writeUInt32LE(FRAME_MAGIC, len);
-    buf.writeUInt32LE(r.length, len + 8);
-    r.copy(buf, len + FRAME_HEADER);
-    len += frameSize(r.length);
-  }
-  crc.sealFrames(buf, 0, len);
-  log.write(buf, len);
+  const buf = sealedFrames(records);
+  log.write(buf, buf.length);
   log.sync();
 }
 

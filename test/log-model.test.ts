@@ -5,23 +5,14 @@
 import test from 'ava';
 import fc from 'fast-check';
 import fs from 'node:fs';
-import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../src/log/frame-layout.js';
+import { sealedFrames } from '../src/log/frames.js';
 import { LaneLog, laneDir, listSegments } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
-import { crc } from '../src/native/crc32c.js';
 import { tempDir } from './helpers/crowd-process.js';
 
 function frames(records: Buffer[]): { buf: Buffer; len: number } {
-  const buf = Buffer.alloc(records.reduce((n, r) => n + frameSize(r.length), 0));
-  let len = 0;
-  for (const r of records) {
-    buf.writeUInt32LE(FRAME_MAGIC, len);
-    buf.writeUInt32LE(r.length, len + 8);
-    r.copy(buf, len + FRAME_HEADER);
-    len += frameSize(r.length);
-  }
-  crc.sealFrames(buf, 0, len);
-  return { buf, len };
+  const buf = sealedFrames(records);
+  return { buf, len: buf.length };
 }
 
 function readAll(dataDir: string): Buffer[] {

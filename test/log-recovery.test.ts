@@ -2,11 +2,11 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FRAME_HEADER, FRAME_MAGIC, SEGMENT_HEADER, frameSize } from '../src/log/frame-layout.js';
+import { FRAME_HEADER, SEGMENT_HEADER, frameSize } from '../src/log/frame-layout.js';
+import { sealedFrames } from '../src/log/frames.js';
 import { LaneLog, laneDir, listSegments } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
 import { CursorStore } from '../src/log/cursors.js';
-import { crc } from '../src/native/crc32c.js';
 import { verifyLog } from '../src/tools/log-verify.js';
 import { tempDir } from './helpers/crowd-process.js';
 
@@ -20,16 +20,8 @@ function writeRecords(log: LaneLog, n: number, size = 50): Buffer[] {
 
 function writeBatch(log: LaneLog, n: number, size: number): Buffer[] {
   const recs = Array.from({ length: n }, (_, i) => Buffer.alloc(size, i % 251));
-  const buf = Buffer.alloc(n * frameSize(size));
-  let len = 0;
-  for (const r of recs) {
-    buf.writeUInt32LE(FRAME_MAGIC, len);
-    buf.writeUInt32LE(r.length, len + 8);
-    r.copy(buf, len + FRAME_HEADER);
-    len += frameSize(r.length);
-  }
-  crc.sealFrames(buf, 0, len);
-  log.write(buf, len);
+  const buf = sealedFrames(recs);
+  log.write(buf, buf.length);
   return recs;
 }
 

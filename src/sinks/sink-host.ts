@@ -15,10 +15,10 @@ import type { CrowdConfig } from '../config/types.js';
 import { decodeEnvelope, encodeEnvelopeReference, type Envelope } from '../envelope/envelope-codec.js';
 import { LaneControl } from '../lanes/lane-control.js';
 import { CursorStore } from '../log/cursors.js';
-import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../log/frame-layout.js';
+import { frameSize } from '../log/frame-layout.js';
+import { sealedFrames } from '../log/frames.js';
 import { LaneLog, deadLetterDir, listLanes } from '../log/lane-log.js';
 import { LaneTail } from '../log/lane-tail.js';
-import { crc } from '../native/crc32c.js';
 import type { Logger } from '../logger.js';
 import { DeliveryTracker, type InFlight } from './delivery-tracker.js';
 import type { DeliveryOutcome, OutboundMessage, Sink } from './sink-types.js';
@@ -180,11 +180,7 @@ class SinkDriver {
       topic: `${e.topic}.dlq`,
       headers: [...e.headers, { name: 'crowd-dlq-reason', value: reason }, { name: 'crowd-dlq-sink', value: this.sink.name }],
     }));
-    const buf = Buffer.alloc(frameSize(payload.length));
-    buf.writeUInt32LE(FRAME_MAGIC, 0);
-    buf.writeUInt32LE(payload.length, 8);
-    payload.copy(buf, FRAME_HEADER);
-    crc.sealFrames(buf, 0, buf.length);
+    const buf = sealedFrames([payload]);
     this.dlq.write(buf, buf.length);
     this.dlq.sync();
     this.host.log.warn({ event: 'dead_letter', sink: this.sink.name, id: e.id, topic: e.topic, reason }, 'message dead-lettered');
