@@ -55,6 +55,8 @@ interface RequestCtx {
   pos: number;
   /** `ack: delivered`: the lane's log offset every sink of the route must reach. */
   logEnd: number;
+  /** The route's HMAC signature header, when it has one. */
+  signature: string;
   /** Content-Length (-1 when chunked), and the body so far when it comes in several chunks. */
   cl: number;
   acc: Buffer | null;
@@ -362,6 +364,11 @@ export class Acceptor {
     if (!route.acceptsAnyType && !route.contentTypes.has(media)) {
       return this.reject(res, 'CROWD_UNSUPPORTED_MEDIA_TYPE', route, head, hasBody);
     }
+    if (route.bearer) {
+      const denied = route.bearer.check(req.getHeader('authorization'));
+      if (denied) return this.reject(res, denied, route, head, hasBody);
+    }
+    const signature = route.hmac ? req.getHeader(route.hmac.header) : '';
     const maxBody = route.cfg.maxBodyBytes;
     if (cl > maxBody) return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, head, true);
     if (this.draining) return this.reject(res, 'CROWD_DRAINING', route, head, true);
@@ -384,7 +391,7 @@ export class Acceptor {
     }
     const ctx: RequestCtx = {
       res, route, lane, key, kept, media, method, url, query: req.getQuery() ?? '', t0,
-      aborted: false, done: false, id: '', pos: 0, logEnd: 0, cl, acc: null, got: 0,
+      aborted: false, done: false, id: '', pos: 0, logEnd: 0, cl, acc: null, got: 0, signature,
     };
     res.onAborted(() => {
       ctx.aborted = true;
@@ -432,6 +439,10 @@ export class Acceptor {
 
   private complete(ctx: RequestCtx, body: Uint8Array): void {
     const { res, route } = ctx;
+    if (route.hmac) {
+      const denied = route.hmac.check(ctx.signature, body, Date.now());
+      if (denied) return this.reject(res, denied, route, false, false);
+    }
     if (isJsonType(ctx.media) || route.key.kind === 'json') {
       let doc: unknown;
       try {

@@ -5,6 +5,7 @@
  */
 import type { CrowdConfig, RouteConfig } from '../config/types.js';
 import { routeFields, type RouteFields } from '../envelope/envelope-writer.js';
+import { BearerCheck, HmacCheck } from './ingest-auth.js';
 import { ROUTE_PATH } from '../config/schema.js';
 
 export type KeySource = { kind: 'none' } | { kind: 'header'; name: string } | { kind: 'json'; pointer: string[] };
@@ -26,6 +27,8 @@ export interface Route {
   readonly postFields: RouteFields | undefined;
   /** `ack: delivered` with sinks: indexes (config order) of the sinks that must have it. */
   readonly deliveredBy: readonly number[];
+  readonly bearer: BearerCheck | null;
+  readonly hmac: HmacCheck | null;
   /** Answers by HTTP status, counted by this acceptor (see acceptor-stats.ts). */
   readonly counts: Map<number, number>;
 }
@@ -56,6 +59,8 @@ function makeRoute(index: number, cfg: RouteConfig, sinkNames: readonly string[]
     fields: new Map(cfg.methods.map((m) => [m.toLowerCase(), routeFields(cfg.topic, m, cfg.path)])),
     postFields: cfg.methods.includes('POST') ? routeFields(cfg.topic, 'POST', cfg.path) : undefined,
     deliveredBy: cfg.ack === 'delivered' ? cfg.sinks.map((n) => sinkNames.indexOf(n)) : [],
+    bearer: cfg.auth && 'bearer' in cfg.auth ? new BearerCheck(cfg.auth.bearer) : null,
+    hmac: cfg.auth && 'hmac' in cfg.auth ? new HmacCheck(cfg.auth.hmac.secret, cfg.auth.hmac.header, cfg.auth.hmac.toleranceSec) : null,
     counts: new Map(),
   };
 }

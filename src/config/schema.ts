@@ -112,6 +112,21 @@ export const configSchema = {
           key: { type: 'string', pattern: '^(header:[A-Za-z0-9-]+|json:(/[^/]*)*)$' },
           keepHeaders: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
           sinks: { type: 'array', uniqueItems: true, items: { type: 'string' }, default: [] },
+          /** Exactly one of bearer or hmac (src/acceptor/ingest-auth.ts). */
+          auth: {
+            type: 'object', additionalProperties: false, minProperties: 1, maxProperties: 1,
+            properties: {
+              bearer: { type: 'array', minItems: 1, items: { type: 'string', minLength: 16 } },
+              hmac: {
+                type: 'object', additionalProperties: false, required: ['secret'],
+                properties: {
+                  secret: { type: 'string', minLength: 16 },
+                  header: { type: 'string', pattern: '^[A-Za-z0-9-]+$', default: 'crowd-signature' },
+                  toleranceSec: { type: 'integer', minimum: 1, maximum: 86400, default: 300 },
+                },
+              },
+            },
+          },
         },
       },
     },

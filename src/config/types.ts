@@ -11,6 +11,7 @@ export interface RouteConfig {
   readonly key?: string;
   readonly keepHeaders: readonly string[];
   readonly sinks: readonly string[];
+  readonly auth?: { readonly bearer: readonly string[] } | { readonly hmac: { readonly secret: string; readonly header: string; readonly toleranceSec: number } };
 }
 
 export interface CrowdConfig {
