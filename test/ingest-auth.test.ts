@@ -58,8 +58,8 @@ test('hmac: one byte changed, stale or future timestamp, wrong secret, malformed
   const body = '{"event":"paid","n":2}';
   const cases: Array<[string, string, string]> = [
     ['one byte changed', signBody(SECRET, body, now()), body.replace('2', '3')],
-    ['stale timestamp', signBody(SECRET, body, now() - 301), body],
-    ['future timestamp', signBody(SECRET, body, now() + 301), body],
+    ['stale timestamp', signBody(SECRET, body, now() - 330), body],
+    ['future timestamp', signBody(SECRET, body, now() + 330), body],
     ['wrong secret', signBody('another-secret-0123456', body, now()), body],
     ['malformed', 'v1=abc', body],
   ];
