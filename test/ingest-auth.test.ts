@@ -34,7 +34,7 @@ test('bearer: the right token is accepted (any of the route tokens)', async (t) 
   }
 });
 
-test('bearer: missing, wrong, or a prefix of the token: 401 CROWD_UNAUTHORIZED, not stored', async (t) => {
+test.serial('bearer: missing, wrong, or a prefix of the token: 401 CROWD_UNAUTHORIZED, not stored', async (t) => {
   const before = (await dumpIds(crowd.dataDir, 'bearer')).length;
   for (const h of [{} as Record<string, string>, { Authorization: 'Bearer nope' }, { Authorization: `Bearer ${TOKEN.slice(0, -1)}` }, { Authorization: TOKEN }]) {
     const r = await rawRequest(crowd.port, post('/bearer', '{"a":1}', { 'Content-Type': 'application/json', ...h }));
