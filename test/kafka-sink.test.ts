@@ -32,6 +32,17 @@ async function awaitDelivery(topic: string, acked: Map<string, string>, timeoutM
   return { acknowledged: acked.size, inTopic: records.length, missing, wrongBody, duplicates, records };
 }
 
+/** Polls `crowd log dump --topic <topic>` until dead letters show up (or ~10-20 s pass). */
+async function awaitDeadLetters(dataDir: string, topic: string, tries = 50): Promise<Array<{ id: string; headers: Record<string, string> }>> {
+  for (let i = 0; i < tries; i++) {
+    await sleep(200);
+    const r = await runCli(['log', 'dump', '--data-dir', dataDir, '--topic', topic]);
+    const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; headers: Record<string, string> });
+    if (lines.length > 0) return lines;
+  }
+  return [];
+}
+
 async function stopCrowd(c: CrowdProcess): Promise<void> {
   c.kill('SIGTERM');
   await c.exited;
@@ -104,12 +115,7 @@ test.serial('a message too large for Kafka goes to the dead letters with its rea
   const bigId = (JSON.parse(big.body) as { id: string }).id;
   const report = await awaitDelivery(topic, new Map([[(JSON.parse(small.body) as { id: string }).id, '{"small":1}']]));
   t.is(report.missing, 0);
-  let dlq: Array<{ id: string; topic: string; headers: Record<string, string> }> = [];
-  for (let i = 0; i < 50 && dlq.length === 0; i++) {
-    await sleep(200);
-    const r = await runCli(['log', 'dump', '--data-dir', crowd.dataDir, '--topic', 'leads.dlq']);
-    dlq = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  }
+  const dlq = await awaitDeadLetters(crowd.dataDir, 'leads.dlq');
   t.is(dlq.length, 1);
   t.is(dlq[0].id, bigId);
   t.regex(dlq[0].headers['crowd-dlq-reason'], /MSG_SIZE_TOO_LARGE/);
@@ -130,12 +136,7 @@ test.serial('a message the broker refuses for good (over its size limit) is dead
   const big = await rawRequest(crowd.port, post('/leads', 'q'.repeat(1_500_000), { 'Content-Type': 'text/plain' }), 1000);
   t.is(big.status, 200);
   const bigId = (JSON.parse(big.body) as { id: string }).id;
-  let dlq: Array<{ id: string; headers: Record<string, string> }> = [];
-  for (let i = 0; i < 100 && dlq.length === 0; i++) {
-    await sleep(200);
-    const r = await runCli(['log', 'dump', '--data-dir', crowd.dataDir, '--topic', 'leads.dlq']);
-    dlq = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  }
+  const dlq = await awaitDeadLetters(crowd.dataDir, 'leads.dlq', 100);
   t.is(dlq.length, 1);
   t.is(dlq[0].id, bigId);
   t.regex(dlq[0].headers['crowd-dlq-reason'], /ERR_MSG_SIZE_TOO_LARGE/);

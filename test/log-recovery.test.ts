@@ -49,16 +49,21 @@ test('torn tail: a half-written last frame is cut at start-up, earlier records k
   t.is(stats.tailBytes, 0);
 });
 
-test('flipped bit in the middle: that record is skipped and counted, every later record recovered', (t) => {
+/** A closed lane of 20 records of 50 bytes, with one bit flipped at `at` of its segment file. */
+function twentyRecordsWithFlippedBit(at: number, mask: number): string {
   const dir = tempDir();
   const { log } = LaneLog.open(dir, 0, 1 << 20);
   writeRecords(log, 20);
   log.close();
   const seg = listSegments(laneDir(dir, 0))[0];
   const bytes = fs.readFileSync(seg.file);
-  const victim = SEGMENT_HEADER + 7 * frameSize(50) + FRAME_HEADER + 10; // inside record 7's payload
-  bytes[victim] ^= 0x10;
+  bytes[at] ^= mask;
   fs.writeFileSync(seg.file, bytes);
+  return dir;
+}
+
+test('flipped bit in the middle: that record is skipped and counted, every later record recovered', (t) => {
+  const dir = twentyRecordsWithFlippedBit(SEGMENT_HEADER + 7 * frameSize(50) + FRAME_HEADER + 10, 0x10); // inside record 7's payload
   const { log: log2, report } = LaneLog.open(dir, 0, 1 << 20);
   t.is(report.tornBytes, 0, 'good records follow, so this is not a tail to cut');
   t.is(report.corruptRegions, 1);
@@ -72,14 +77,7 @@ test('flipped bit in the middle: that record is skipped and counted, every later
 });
 
 test('flipped bit in a length field: the reader resyncs on the next good frame', (t) => {
-  const dir = tempDir();
-  const { log } = LaneLog.open(dir, 0, 1 << 20);
-  writeRecords(log, 20);
-  log.close();
-  const seg = listSegments(laneDir(dir, 0))[0];
-  const bytes = fs.readFileSync(seg.file);
-  bytes[SEGMENT_HEADER + 3 * frameSize(50) + 8 + 2] ^= 0x01; // record 3's length += 65536
-  fs.writeFileSync(seg.file, bytes);
+  const dir = twentyRecordsWithFlippedBit(SEGMENT_HEADER + 3 * frameSize(50) + 8 + 2, 0x01); // record 3's length += 65536
   LaneLog.open(dir, 0, 1 << 20).log.close();
   const { got, stats } = records(dir);
   t.is(got.length, 19);
