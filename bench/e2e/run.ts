@@ -32,6 +32,10 @@ interface Case {
   kafkaDown?: boolean;
   /** After the load, wait until the sink has delivered everything: end-to-end rate. */
   measureDelivery?: boolean;
+  /** Pin the server to these CPUs (taskset -c), for the scaling cases. */
+  cpus?: string;
+  /** crowd: thread counts for the scaling cases. */
+  threads?: { acceptors: number; lanes: number };
   role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
@@ -131,6 +135,11 @@ async function awaitDrain(adminPort: number, accepted: number): Promise<{ drainS
   return { drainS, delivered, p50: q('0.5'), p99: q('0.99') };
 }
 
+/** node <args>, or taskset -c <cpus> node <args> for a pinned case. */
+function pinned(c: Case, args: string[]): [string, string[]] {
+  return c.cpus ? ['taskset', ['-c', c.cpus, process.execPath, ...args]] : [process.execPath, args];
+}
+
 async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
@@ -139,14 +148,16 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
     const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } } : {};
-    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
-    child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg], {
+    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
+    const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
+    child = spawn(cmd, args, {
       env: { ...process.env, CROWD_PORT: String(port), CROWD_ADMIN_PORT: String(port + 1000), CROWD_DATA_DIR: path.join(dataDir, 'data'), CROWD_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
   } else {
     const extra = c.server === 'fastify-kafkajs' ? [kafkaBroker, `bench-baseline-${Date.now()}`] : [];
-    child = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [cmd, args] = pinned(c, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra]);
+    child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   }
   await new Promise<void>((resolve, reject) => {
     let out = '';
