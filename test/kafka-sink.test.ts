@@ -144,6 +144,7 @@ test.serial('a message the broker refuses for good (over its size limit) is dead
 });
 
 test.serial('broker down ~20 s under load: crowd keeps answering 200; every acknowledged id arrives', async (t) => {
+  t.timeout(240_000);
   const topic = uniqueTopic('outage');
   const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
   const load = runLoad(crowd.port, '/leads', 8);
@@ -169,10 +170,12 @@ test.serial('broker down ~20 s under load: crowd keeps answering 200; every ackn
   t.log({ ...report, records: undefined, refused: result.refused, clientErrors: result.errors, drainSeconds: (Date.now() - drainStart) / 1000, totalSeconds: (Date.now() - t0) / 1000 });
   t.is(result.refused, 0, 'no refusals while the broker was down');
   t.is(report.missing, 0);
+  if (report.missing > 0) t.log(crowd.output().split('\n').filter((l) => /kafka|sink|dead/.test(l)).slice(-30).join('\n'));
   await stopCrowd(crowd);
 });
 
 test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing missing', async (t) => {
+  t.timeout(240_000);
   const topic = uniqueTopic('killdrain');
   const config = { sinks: { events: kafkaSink(topic) }, routes: [{ path: '/leads', sinks: ['events'] }] };
   await stopBroker();
@@ -206,6 +209,7 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
 });
 
 test.serial('ack delivered: 200 only once Kafka has it; 503 when the delivery report does not come in time', async (t) => {
+  t.timeout(180_000);
   const topic = uniqueTopic('delivered');
   const crowd = await startCrowd({
     config: { ingest: { ackTimeout: '3s' }, sinks: { events: kafkaSink(topic) }, routes: [{ path: '/orders', ack: 'delivered', sinks: ['events'] }] },

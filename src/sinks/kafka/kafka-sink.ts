@@ -124,8 +124,10 @@ export class KafkaSink implements Sink {
       producer.on('delivery-report', (err: RdKafkaError | null, report: DeliveryReport) => report.opaque(err, report));
       producer.on('event.error', (e: RdKafkaError & { origin?: string }) => {
         if (!current()) return;
-        this.lastError = `${this.errorName(e)}: ${e.message}`;
+        const name = this.errorName(e);
+        this.lastError = `${name}: ${e.message}`;
         if (this.errorsLogged++ < 20) this.log.warn({ event: 'kafka_error', sink: this.name, err: this.lastError }, 'kafka client error');
+        if (name === 'ERR__FATAL' || /fatal/i.test(e.message)) this.replace(producer, connect);
       });
       producer.on('ready', () => {
         if (!current()) return;
@@ -152,7 +154,25 @@ export class KafkaSink implements Sink {
         if (!this.closed) setTimeout(connect, 1000).unref();
       });
     };
+    this.reconnect = connect;
     connect();
+  }
+
+  private reconnect: () => void = () => {};
+
+  /** Drops a producer that can no longer deliver and connects a new one (once per producer). */
+  private replace(producer: unknown, connect: () => void): void {
+    if (producer !== this.producer || this.closed) return;
+    this.log.warn({ event: 'kafka_producer_replaced', sink: this.name, err: this.lastError }, 'kafka producer hit a fatal error; starting a new one');
+    this.ready = false;
+    this.producer = null;
+    this.generation++;
+    try {
+      (producer as { disconnect(): void }).disconnect();
+    } catch {
+      // already gone
+    }
+    setTimeout(connect, 500).unref();
   }
 
   private errorsLogged = 0;
@@ -173,8 +193,12 @@ export class KafkaSink implements Sink {
       const name = this.errorName(err);
       return PERMANENT.has(name) ? { kind: 'dead', reason: `kafka: ${name}: ${err.message}` } : { kind: 'retry', reason: `kafka: ${name}: ${err.message}` };
     };
+    const producer = this.producer;
     const opaque = (err: RdKafkaError | null, report: DeliveryReport | null) => {
       if (!err) return done({ kind: 'delivered', detail: `partition ${report?.partition} offset ${report?.offset}` });
+      // An idempotent producer that hit a fatal error fails every message from then on: start
+      // a new one (the host sends these messages again through it).
+      if (this.errorName(err) === 'ERR__FATAL') this.replace(producer, this.reconnect);
       done(outcome(err));
     };
     try {
