@@ -36,7 +36,12 @@ export function writeConfig(dir: string, config: unknown): string {
 export async function startCrowd(opts: { dataDir?: string; config?: unknown; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CrowdProcess> {
   const dataDir = opts.dataDir ?? tempDir();
   const args = [cliPath, 'start'];
-  if (opts.config !== undefined) args.push('--config', writeConfig(path.dirname(dataDir), { ...(opts.config as object) }));
+  // Each crowd its own config file (next to its data dir): concurrent tests must not share one.
+  if (opts.config !== undefined) {
+    const file = `${dataDir}.config.json`;
+    writeFileSync(file, JSON.stringify(opts.config));
+    args.push('--config', file);
+  }
   const child = spawn(process.execPath, args, {
     env: { ...process.env, CROWD_PORT: '0', CROWD_ADMIN_PORT: '0', CROWD_DATA_DIR: dataDir, CROWD_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,7 +51,10 @@ export async function startCrowd(opts: { dataDir?: string; config?: unknown; env
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
   const ports = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`crowd did not start in time:\n${out}`)), opts.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a crowd behind
+      reject(new Error(`crowd did not start in time:\n${out}`));
+    }, opts.timeoutMs ?? 20_000);
     const check = () => {
       for (const line of out.split('\n')) {
         if (!line.includes('"event":"started"')) continue;
