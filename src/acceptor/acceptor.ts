@@ -10,7 +10,6 @@
  * never per request.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
-import type { MessagePort } from 'node:worker_threads';
 import type { CrowdConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../errors.js';
 import { envelopeSizeFast, stringFieldBytes, writeEnvelopeFast } from '../envelope/envelope-writer.js';
