@@ -19,6 +19,7 @@ import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
 import { sendError, sendInternalError, sendReceipt, sendReceiptNow } from './replies.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
+import { Admission } from './admission.js';
 import { loadUws } from './uws.js';
 
 export interface AcceptorInit {
@@ -114,6 +115,7 @@ export class Acceptor {
   private readonly ids = new IdGenerator();
   private readonly stats = new AcceptorStats();
   private readonly retryAfter: number;
+  private readonly admission: Admission;
   private readonly maxLogBytes: number;
   private readonly ackTimeoutMs: number;
   private readonly maxHeaderCount: number;
@@ -132,6 +134,10 @@ export class Acceptor {
     this.delivering = this.rings.map(() => new PendingQueue());
     this.watermarks = init.sinkWatermarks ? new Float64Array(init.sinkWatermarks) : null;
     this.retryAfter = c.ingest.retryAfterSeconds;
+    this.admission = new Admission(this.lanes, {
+      maxQueueDelayMs: c.ingest.maxQueueDelayMs, maxPending: c.ingest.maxPending,
+      minRetryAfterSeconds: c.ingest.retryAfterSeconds, maxRetryAfterSeconds: c.ingest.maxRetryAfterSeconds,
+    });
     this.maxLogBytes = c.log.maxLogBytes;
     this.ackTimeoutMs = c.ingest.ackTimeoutMs;
     this.maxHeaderCount = c.ingest.maxHeaderCount;
@@ -178,6 +184,7 @@ export class Acceptor {
           continue;
         }
         sendReceipt(p.res, p.id);
+        this.admission.answered[lane]++;
         this.stats.answered(p.route, 200, p.route.cfg.ack, (now - p.t0) / 1000);
       }
       this.answerDelivered(lane);
@@ -211,6 +218,7 @@ export class Acceptor {
       q.shift();
       if (p.aborted) continue;
       sendReceipt(p.res, p.id);
+      this.admission.answered[lane]++;
       this.stats.answered(p.route, 200, 'delivered', (now - p.t0) / 1000);
     }
   }
@@ -264,6 +272,7 @@ export class Acceptor {
 
   /** Durable requests not confirmed within ackTimeout get 503 (they may still be stored). */
   private sweep(): void {
+    this.admission.tick((lane) => this.backlog(lane));
     const limit = performance.now() - this.ackTimeoutMs;
     for (const q of [...this.pending, ...this.delivering]) {
       while (q.size > 0 && q.peek()!.t0 < limit) this.fail(q.shift(), 'CROWD_ACK_TIMEOUT');
@@ -271,10 +280,31 @@ export class Acceptor {
     this.maybeDrained();
   }
 
-  private reject(res: HttpResponse, code: ErrorCode, route: Route | null, head: boolean, hasBody: boolean, allow?: string): void {
+  /** Requests of a lane waiting for their ack (fsync, or sinks for `ack: delivered`). */
+  private backlog(lane: number): number {
+    return this.pending[lane].size + this.delivering[lane].size;
+  }
+
+  private reject(res: HttpResponse, code: ErrorCode, route: Route | null, head: boolean, hasBody: boolean, allow?: string, retryAfterSeconds = this.retryAfter): void {
     this.stats.rejected(route, code);
-    if (hasBody || (ERRORS[code] as ErrorSpec).close === true) return this.rejectAndClose(res, code, head, allow);
-    sendError(res, code, { head, allow, retryAfterSeconds: this.retryAfter });
+    if (hasBody || (ERRORS[code] as ErrorSpec).close === true) return this.rejectAndClose(res, code, head, allow, retryAfterSeconds);
+    sendError(res, code, { head, allow, retryAfterSeconds });
+  }
+
+  /**
+   * Back-pressure refusals (429/503) of well-framed requests: the body is read and dropped,
+   * then the refusal goes out with the connection kept, so a client that honours Retry-After
+   * does not pay for a new connection. Answering only after the last chunk is what makes
+   * keeping the connection safe (the bytes after it are a new request, as after any 200).
+   */
+  private refuseAfterBody(res: HttpResponse, code: ErrorCode, route: Route, head: boolean, hasBody: boolean, retryAfterSeconds: number): void {
+    if (!hasBody) return this.reject(res, code, route, head, false, undefined, retryAfterSeconds);
+    this.stats.rejected(route, code);
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    res.onData((_chunk, isLast) => {
+      if (isLast && !aborted) sendError(res, code, { head, retryAfterSeconds });
+    });
   }
 
   /**
@@ -285,12 +315,12 @@ export class Acceptor {
    * still pending, uWS closes a connection that pipelines another request instead, so such
    * bytes are never served; a client that sent nothing more gets its 4xx and a close.
    */
-  private rejectAndClose(res: HttpResponse, code: ErrorCode, head: boolean, allow?: string): void {
+  private rejectAndClose(res: HttpResponse, code: ErrorCode, head: boolean, allow?: string, retryAfterSeconds = this.retryAfter): void {
     let aborted = false;
     res.onAborted(() => (aborted = true));
     res.onData(() => {}); // discard, never buffer, what follows
     setImmediate(() => {
-      if (!aborted) sendError(res, code, { head, close: true, allow, retryAfterSeconds: this.retryAfter });
+      if (!aborted) sendError(res, code, { head, close: true, allow, retryAfterSeconds });
     });
   }
 
@@ -379,9 +409,18 @@ export class Acceptor {
     if (laneCount > 1) lane = key !== '' ? hashKey(key) % laneCount : this.rr++ % laneCount;
     const laneState = this.lanes[lane].state();
     if (laneState !== LaneState.Ready) {
-      return this.reject(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody);
+      return this.refuseAfterBody(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody, this.retryAfter);
     }
-    if (this.logFull()) return this.reject(res, 'CROWD_LOG_FULL', route, head, hasBody);
+    if (route.rateLimit && !route.rateLimit.take(t0)) {
+      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, route.rateLimit.retryAfter());
+    }
+    if (route.needsFsync) {
+      const backlog = this.pending[lane].size + this.delivering[lane].size;
+      if (backlog >= this.admission.limit[lane]) {
+        return this.refuseAfterBody(res, 'CROWD_OVERLOADED', route, head, hasBody, this.admission.queueRetryAfter(lane, backlog));
+      }
+    }
+    if (this.logFull()) return this.refuseAfterBody(res, 'CROWD_LOG_FULL', route, head, hasBody, this.admission.logRetryAfter());
 
     const kept: string[] = [];
     for (const name of route.keepHeaders) {

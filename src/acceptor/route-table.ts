@@ -5,6 +5,7 @@
  */
 import type { CrowdConfig, RouteConfig } from '../config/types.js';
 import { routeFields, type RouteFields } from '../envelope/envelope-writer.js';
+import { TokenBucket } from './admission.js';
 import { BearerCheck, HmacCheck } from './ingest-auth.js';
 import { ROUTE_PATH } from '../config/schema.js';
 
@@ -29,6 +30,8 @@ export interface Route {
   readonly deliveredBy: readonly number[];
   readonly bearer: BearerCheck | null;
   readonly hmac: HmacCheck | null;
+  /** `rateLimit`: this acceptor's share of the route's requests per second. */
+  readonly rateLimit: TokenBucket | null;
   /** Answers by HTTP status, counted by this acceptor (see acceptor-stats.ts). */
   readonly counts: Map<number, number>;
 }
@@ -45,7 +48,8 @@ export function parseKeySource(key: string | undefined): KeySource {
   return { kind: 'json', pointer: ptr === '' ? [] : ptr.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')) };
 }
 
-function makeRoute(index: number, cfg: RouteConfig, sinkNames: readonly string[] = []): Route {
+function makeRoute(index: number, cfg: RouteConfig, acceptors: number, sinkNames: readonly string[] = []): Route {
+  const rl = cfg.rateLimit;
   return {
     index,
     cfg,
@@ -61,6 +65,7 @@ function makeRoute(index: number, cfg: RouteConfig, sinkNames: readonly string[]
     deliveredBy: cfg.ack === 'delivered' ? cfg.sinks.map((n) => sinkNames.indexOf(n)) : [],
     bearer: cfg.auth && 'bearer' in cfg.auth ? new BearerCheck(cfg.auth.bearer) : null,
     hmac: cfg.auth && 'hmac' in cfg.auth ? new HmacCheck(cfg.auth.hmac.secret, cfg.auth.hmac.header, cfg.auth.hmac.toleranceSec) : null,
+    rateLimit: rl ? new TokenBucket(rl.perSecond / acceptors, Math.max(1, Math.round((rl.burst ?? rl.perSecond) / acceptors))) : null,
     counts: new Map(),
   };
 }
@@ -73,7 +78,7 @@ export class RouteTable {
   constructor(private readonly config: CrowdConfig) {
     if (config.routes) {
       const sinkNames = Object.keys(config.sinks);
-      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r, sinkNames)]));
+      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r, config.threads.acceptors, sinkNames)]));
       this.nextIndex = config.routes.length;
     } else {
       this.fixed = null;
@@ -86,7 +91,7 @@ export class RouteTable {
     let r = this.dynamic.get(path);
     if (r) return r;
     if (path.length > 256 || !PATH_RE.test(path) || RESERVED.test(path)) return undefined;
-    r = makeRoute(this.nextIndex++, { ...this.config.dynamicRoute, path, topic: path.slice(1) });
+    r = makeRoute(this.nextIndex++, { ...this.config.dynamicRoute, path, topic: path.slice(1) }, this.config.threads.acceptors);
     if (this.dynamic.size < MAX_DYNAMIC_ROUTES) this.dynamic.set(path, r);
     return r;
   }

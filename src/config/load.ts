@@ -141,6 +141,9 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
       idleTimeoutMs: parseDuration(doc.ingest.idleTimeout),
       maxHeaderCount: doc.ingest.maxHeaderCount,
       retryAfterSeconds: doc.ingest.retryAfterSeconds,
+      maxRetryAfterSeconds: Math.max(doc.ingest.retryAfterSeconds, doc.ingest.maxRetryAfterSeconds),
+      maxQueueDelayMs: parseDuration(doc.ingest.maxQueueDelay),
+      maxPending: doc.ingest.maxPending,
     },
     log: {
       segmentBytes: doc.log.segmentBytes,

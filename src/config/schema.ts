@@ -73,7 +73,14 @@ export const configSchema = {
         /** Idle / slow-client limit for headers and body. */
         idleTimeout: { ...duration, default: '10s' },
         maxHeaderCount: { type: 'integer', minimum: 8, maximum: 1000, default: 100 },
+        /** Least Retry-After given with a 429/503 (computed values are never below it). */
         retryAfterSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
+        /** Most Retry-After given; also the answer when no drain rate is known (sinks down). */
+        maxRetryAfterSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 60 },
+        /** A request that would wait longer than this for its ack (backlog / drain rate) gets 503 CROWD_OVERLOADED. */
+        maxQueueDelay: { ...duration, default: '2s' },
+        /** Requests waiting for their ack, per acceptor thread and lane: the memory bound. */
+        maxPending: { type: 'integer', minimum: 64, maximum: 10000000, default: 100000 },
       },
     },
     log: {
@@ -112,6 +119,15 @@ export const configSchema = {
           key: { type: 'string', pattern: '^(header:[A-Za-z0-9-]+|json:(/[^/]*)*)$' },
           keepHeaders: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
           sinks: { type: 'array', uniqueItems: true, items: { type: 'string' }, default: [] },
+          /** Requests per second this route takes (shared evenly by the acceptor threads); excess gets 429. */
+          rateLimit: {
+            type: 'object', additionalProperties: false, required: ['perSecond'],
+            properties: {
+              perSecond: { type: 'number', exclusiveMinimum: 0 },
+              /** Requests allowed at once after a quiet spell; default one second's worth. */
+              burst: { type: 'integer', minimum: 1 },
+            },
+          },
           /** Exactly one of bearer or hmac (src/acceptor/ingest-auth.ts). */
           auth: {
             type: 'object', additionalProperties: false, minProperties: 1, maxProperties: 1,

@@ -11,6 +11,7 @@ export interface RouteConfig {
   readonly key?: string;
   readonly keepHeaders: readonly string[];
   readonly sinks: readonly string[];
+  readonly rateLimit?: { readonly perSecond: number; readonly burst?: number };
   readonly auth?: { readonly bearer: readonly string[] } | { readonly hmac: { readonly secret: string; readonly header: string; readonly toleranceSec: number } };
 }
 
@@ -26,6 +27,9 @@ export interface CrowdConfig {
     readonly idleTimeoutMs: number;
     readonly maxHeaderCount: number;
     readonly retryAfterSeconds: number;
+    readonly maxRetryAfterSeconds: number;
+    readonly maxQueueDelayMs: number;
+    readonly maxPending: number;
   };
   readonly log: {
     readonly segmentBytes: number;

@@ -5,7 +5,8 @@
  *   Int32 slots (each on its own 64-byte line)      Float64 stats (written by the lane only)
  *   SLEEPING  lane is parked in Atomics.wait        LOG_BYTES, RECORDS, BATCHES, FSYNCS,
  *   STOP      supervisor asks the lane to finish    END_OFFSET, CORRUPT_AT_START, TORN_AT_START,
- *   STATE     starting | ready | unwritable | ...   then histograms: fsync, append (write+fsync)
+ *   STATE     starting | ready | unwritable | ...   SYNCED_OFFSET, RETENTION_NEED_BYTES, CONSUMER_RATE,
+ *                                                   then histograms: fsync, append (write+fsync)
  */
 import { histogramSlots } from '../stats/histogram.js';
 
@@ -15,6 +16,8 @@ export const STOP = 16;
 export const STATE = 32;
 /** Fault injection (tests): set once the injected lane crash has happened. */
 export const FAULT_DONE = 48;
+/** Fault injection (tests): never signalled; a slowed lane sleeps on it. */
+export const FAULT_SLEEP = 52;
 
 export const enum LaneState {
   Starting = 0,
@@ -36,7 +39,11 @@ export const STAT = {
   WRITE_ERRORS: 7,
   /** Log offset up to which everything is fsynced: sinks read up to here, never further. */
   SYNCED_OFFSET: 8,
-  FSYNC_HIST: 9,
+  /** Bytes the slowest consumer must still read before the oldest segment can be removed. */
+  RETENTION_NEED_BYTES: 9,
+  /** How fast (bytes/s, smoothed) the slowest consumer's cursor moves; 0 when it does not. */
+  CONSUMER_RATE: 10,
+  FSYNC_HIST: 11,
 } as const;
 export const APPEND_HIST = STAT.FSYNC_HIST + histogramSlots();
 const STAT_SLOTS = APPEND_HIST + histogramSlots();

@@ -20,7 +20,7 @@ import { crc } from '../native/crc32c.js';
 import { SpscRing } from '../ring/spsc-ring.js';
 import { createLogger } from '../logger.js';
 import { observe } from '../stats/histogram.js';
-import { APPEND_HIST, FAULT_DONE, LaneControl, LaneState, SLEEPING, STAT, STOP } from './lane-control.js';
+import { APPEND_HIST, FAULT_DONE, FAULT_SLEEP, LaneControl, LaneState, SLEEPING, STAT, STOP } from './lane-control.js';
 
 class InjectedCrash extends Error {}
 
@@ -42,6 +42,8 @@ const RECORD_FSYNC = 1;
  * fsync (mid-batch), after this many records. Never set in production.
  */
 const CRASH_AFTER = Number(process.env.CROWD_FAULT_LANE_CRASH_AFTER_RECORDS ?? 0);
+/** Fault injection (tests): a log disk that stores at most this many records per second. */
+const SLOW_DISK_RPS = Number(process.env.CROWD_FAULT_LANE_RECORDS_PER_SEC ?? 0);
 const IDLE_WAIT_MS = 1000;
 /** How long a lane carrying memory-ack traffic gathers records before its next write. */
 const MEMORY_LINGER_MS = 0.25;
@@ -73,6 +75,24 @@ export function runLane(t: LaneTask): { records: number } {
     ctl.stats[STAT.END_OFFSET] = laneLog.endOffset();
   };
   publishSizes();
+  // For Retry-After on the log quota (acceptor/admission.ts): how far the slowest consumer is
+  // from freeing a segment, and how fast it moves. No consumer: nothing is ever freed.
+  let lastMin: number | null = null;
+  let lastMinAt = 0;
+  const publishRetention = (min: number | null, now: number) => {
+    if (min === null) {
+      ctl.stats[STAT.CONSUMER_RATE] = 0;
+      return;
+    }
+    ctl.stats[STAT.RETENTION_NEED_BYTES] = laneLog.bytesBeforeRemovable(min);
+    if (lastMin !== null) {
+      const sample = Math.max(0, min - lastMin) / ((now - lastMinAt) / 1000);
+      const prev = ctl.stats[STAT.CONSUMER_RATE];
+      ctl.stats[STAT.CONSUMER_RATE] = prev === 0 || sample === 0 ? sample : prev * 0.7 + sample * 0.3;
+    }
+    lastMin = min;
+    lastMinAt = now;
+  };
 
   // Largest frame a ring can hand over is half the ring; the batch holds one more than the budget.
   const batch = Buffer.allocUnsafe(maxBatchBytes + frameSize(rings.reduce((m, r) => Math.max(m, r.capacity / 2), 0)));
@@ -86,6 +106,7 @@ export function runLane(t: LaneTask): { records: number } {
   let lastSync = performance.now();
   let lastRetention = 0;
   let records = 0;
+  let slowDiskFreeAt = 0;
   let failures = 0;
   /** A durable record was written and its fsync has not happened yet. */
   let durableWaiting = false;
@@ -124,6 +145,11 @@ export function runLane(t: LaneTask): { records: number } {
         }
         ctl.stats[STAT.RECORDS] += framed;
         ctl.stats[STAT.BATCHES]++;
+        if (SLOW_DISK_RPS > 0) {
+          const now = performance.now();
+          slowDiskFreeAt = Math.max(slowDiskFreeAt, now) + (framed / SLOW_DISK_RPS) * 1000;
+          if (slowDiskFreeAt > now) Atomics.wait(ctl.i32, FAULT_SLEEP, 0, slowDiskFreeAt - now);
+        }
       }
       const stopping = ctl.stopRequested();
       if (needSync) durableWaiting = true;
@@ -171,6 +197,7 @@ export function runLane(t: LaneTask): { records: number } {
       lastRetention = now;
       const min = cursors.minPosition(t.lane);
       if (min !== null && laneLog.removeBelow(min) > 0) publishSizes();
+      publishRetention(min, now);
     }
 
     if (ctl.stopRequested()) {

@@ -293,6 +293,16 @@ export class LaneLog {
     return freed;
   }
 
+  /**
+   * Bytes a consumer at `offset` must still read before removeBelow can free anything: up to
+   * the end of the oldest segment (the active one is never removed: then up to the log's end).
+   */
+  bytesBeforeRemovable(offset: number): number {
+    const s = this.segments[0];
+    const end = this.segments.length > 1 ? s.base + s.size : this.endOffset();
+    return Math.max(0, end - offset);
+  }
+
   close(): void {
     if (this.fd >= 0) {
       this.sync();

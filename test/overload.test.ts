@@ -1,0 +1,109 @@
+/**
+ * Overload: offered load beyond what crowd can take must get fast, explicit refusals
+ * (503 CROWD_OVERLOADED / 429 CROWD_RATE_LIMITED with Retry-After), never client timeouts,
+ * never a 2xx for something not stored, and crowd's memory must stay bounded.
+ *
+ * "Capacity" here is made small and exact with a fault knob (CROWD_FAULT_LANE_RECORDS_PER_SEC:
+ * a log disk that stores N records/s), so an open-loop client on this same 2-core machine can
+ * offer twice of it; crowd's own acceptor rate is far above what a Node client can offer.
+ */
+import test from 'ava';
+import { dumpIds, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
+import { faultSeconds, memoryOf, recordFigures } from './helpers/figures.js';
+import { runLoad, runPacedLoad } from './helpers/load.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function stopCrowd(crowd: CrowdProcess): Promise<void> {
+  crowd.kill('SIGTERM');
+  await crowd.exited;
+}
+
+test.serial('twice the log capacity: excess gets 503 + Retry-After, no timeouts, every 200 stored, memory bounded', async (t) => {
+  const capacity = 2000;
+  const seconds = faultSeconds(10, 60);
+  const crowd = await startCrowd({
+    config: { threads: { acceptors: 1, lanes: 1 }, ingest: { maxQueueDelay: '1s' } },
+    env: { CROWD_FAULT_LANE_RECORDS_PER_SEC: String(capacity) },
+  });
+  try {
+    const load = runPacedLoad(crowd.port, '/overload', { rate: 2 * capacity, maxSockets: 6000, timeoutMs: 10_000 });
+    const rss: number[] = [];
+    for (let s = 0; s < seconds; s++) {
+      await sleep(1000);
+      rss.push(memoryOf(crowd.child.pid!).rssMb);
+    }
+    const r = await load.stop();
+    const mem = memoryOf(crowd.child.pid!);
+    await sleep(500);
+    const stored = new Set(await dumpIds(crowd.dataDir, 'overload'));
+    const missing = [...r.acked.keys()].filter((id) => !stored.has(id)).length;
+    const refused = (r.byStatus[503] ?? 0) + (r.byStatus[429] ?? 0);
+    recordFigures(t, 'twice the capacity (log disk taking 2,000 records/s, 4,000 req/s offered)', {
+      seconds, offered: r.offered, acknowledged: r.acked.size, refused503: r.byStatus[503] ?? 0, refusedShare: +(refused / r.offered).toFixed(3),
+      byCode: r.byCode, retryAfterSeconds: `${r.retryAfterMin}-${r.retryAfterMax}`, clientTimeouts: r.timeouts, clientErrors: r.errors,
+      okLatencyP50Ms: r.okLatencyP50, okLatencyP99Ms: r.okLatencyP99, missing,
+      rssMbAfter1s: rss[0], rssMbAtEnd: rss[rss.length - 1], peakRssMb: mem.peakRssMb, maxClientConnections: r.maxSocketsUsed,
+    });
+    t.is(r.timeouts, 0, 'no request left without an answer');
+    t.is(r.errors, 0, 'no connection failed');
+    t.true(r.acked.size > 0, 'crowd kept acknowledging');
+    t.true((r.byCode.CROWD_OVERLOADED ?? 0) > 0, 'the excess was refused as overload');
+    t.deepEqual(Object.keys(r.byStatus).sort(), ['200', '503'], 'only 200 and 503 answers');
+    t.is(r.refusalsWithoutRetryAfter, 0, 'every 503 carries Retry-After');
+    t.is(missing, 0, 'every acknowledged message is in the log');
+    // Memory bound: the waiting queue is capped, so RSS must not grow with the run's length.
+    t.true(mem.peakRssMb < 1024, `peak RSS ${mem.peakRssMb} MB`);
+  } finally {
+    await stopCrowd(crowd);
+  }
+});
+
+test.serial('route rate limit: excess gets 429 + Retry-After; never more accepted than the limit allows', async (t) => {
+  const perSecond = 200;
+  const burst = 50;
+  const crowd = await startCrowd({
+    config: { threads: { acceptors: 1, lanes: 1 }, routes: [{ path: '/limited', rateLimit: { perSecond, burst } }] },
+  });
+  try {
+    const t0 = performance.now();
+    const load = runPacedLoad(crowd.port, '/limited', { rate: 3 * perSecond, maxSockets: 200 });
+    await sleep(faultSeconds(4, 20) * 1000);
+    const r = await load.stop();
+    const elapsed = (performance.now() - t0) / 1000;
+    const ceiling = Math.ceil(perSecond * elapsed + burst);
+    recordFigures(t, 'route rate limit (200/s, burst 50, 600 req/s offered)', {
+      seconds: +elapsed.toFixed(1), offered: r.offered, acknowledged: r.acked.size, allowedAtMost: ceiling, limited429: r.byStatus[429] ?? 0,
+      retryAfterSeconds: `${r.retryAfterMin}-${r.retryAfterMax}`, clientTimeouts: r.timeouts,
+    });
+    t.true(r.acked.size <= ceiling, `${r.acked.size} accepted, the bucket allows ${ceiling}`);
+    t.true((r.byCode.CROWD_RATE_LIMITED ?? 0) > 0);
+    t.deepEqual(Object.keys(r.byStatus).sort(), ['200', '429']);
+    t.is(r.refusalsWithoutRetryAfter, 0);
+    t.is(r.timeouts + r.errors, 0);
+  } finally {
+    await stopCrowd(crowd);
+  }
+});
+
+test.serial('2,000 connections flat out: every request answered, memory bounded', async (t) => {
+  const crowd = await startCrowd({ config: { threads: { acceptors: 1, lanes: 1 } } });
+  try {
+    const seconds = faultSeconds(5, 30);
+    const load = runLoad(crowd.port, '/many', 2000);
+    await sleep(seconds * 1000);
+    const r = await load.stop();
+    const mem = memoryOf(crowd.child.pid!);
+    const stored = new Set(await dumpIds(crowd.dataDir, 'many'));
+    const missing = [...r.acked.keys()].filter((id) => !stored.has(id)).length;
+    recordFigures(t, '2,000 keep-alive connections, closed loop', {
+      seconds, sent: r.sent, acknowledged: r.acked.size, refused: r.refused, clientErrors: r.errors, missing, peakRssMb: mem.peakRssMb,
+    });
+    t.is(r.errors, 0);
+    t.is(missing, 0);
+    t.true(r.acked.size > 0);
+    t.true(mem.peakRssMb < 1024, `peak RSS ${mem.peakRssMb} MB`);
+  } finally {
+    await stopCrowd(crowd);
+  }
+});
