@@ -368,6 +368,7 @@ export class Acceptor {
     let te: string | null = null;
     let teCount = 0;
     let headers = 0;
+    let hosts = 0;
     let contentType = '';
     req.forEach((k, v) => {
       headers++;
@@ -379,9 +380,12 @@ export class Acceptor {
         te = v;
       } else if (k === 'content-type') {
         contentType = v;
+      } else if (k === 'host') {
+        hosts++;
       }
     });
-    if (clCount > 1 || teCount > 1 || cl === -2 || (te !== null && (te !== 'chunked' || clCount > 0)) || headers > this.maxHeaderCount) {
+    // Exactly one Host (RFC 9112 3.2: a request with several gets 400).
+    if (clCount > 1 || teCount > 1 || cl === -2 || (te !== null && (te !== 'chunked' || clCount > 0)) || headers > this.maxHeaderCount || hosts > 1) {
       return this.reject(res, 'CROWD_BAD_FRAMING', null, head, true);
     }
     const hasBody = cl > 0 || te !== null;
