@@ -1,6 +1,7 @@
 // End to end: crowd under load is SIGKILLed, restarted, and `crowd log dump` must hold every
 // id it acknowledged (durable mode). Also SIGTERM under load: drains, exits 0, nothing lost.
 import test from 'ava';
+import { recordFigures } from './helpers/figures.js';
 import { runCli, startCrowd } from './helpers/crowd-process.js';
 import { runLoad } from './helpers/load.js';
 import { post, rawRequest } from './helpers/raw-http.js';
@@ -56,7 +57,7 @@ test.serial('kill -9 under load: every acknowledged id is in the log after resta
   t.regex(second.output(), /"event":"lane_recovered"/);
 
   const report = compare(result.acked, await dumpBodies(first.dataDir));
-  t.log({ ...report, sent: result.sent, refused: result.refused, clientErrors: result.errors, msToFirst2xxAfterRestart: Math.round(firstOkMs) });
+  recordFigures(t, 'kill -9 under load (32 clients), restart', { ...report, sent: result.sent, refused: result.refused, clientErrors: result.errors, msToFirst2xxAfterRestart: Math.round(firstOkMs) });
   t.is(report.missing, 0);
   t.is(report.wrongBody, 0);
   t.true(firstOkMs > 0);
@@ -75,7 +76,7 @@ test.serial('SIGTERM under load: drains, exits 0, every acknowledged id stored',
   const result = await load.stop();
   t.is(code, 0);
   const report = compare(result.acked, await dumpBodies(crowd.dataDir));
-  t.log({ ...report, drainMs: Math.round(drainMs), refusedDuringDrain: result.refused, clientErrors: result.errors });
+  recordFigures(t, 'SIGTERM under load (32 clients)', { ...report, drainMs: Math.round(drainMs), refusedDuringDrain: result.refused, clientErrors: result.errors });
   t.is(report.missing, 0);
   t.true(result.acked.size > 200);
 });
@@ -88,7 +89,7 @@ test.serial('memory ack under load, then SIGTERM: drain writes what was acknowle
   t.is(await crowd.exited, 0);
   const result = await load.stop();
   const report = compare(result.acked, await dumpBodies(crowd.dataDir));
-  t.log(report);
+  recordFigures(t, 'SIGTERM under load, ack: memory', report);
   t.is(report.missing, 0);
 });
 
@@ -105,7 +106,7 @@ test.serial('a lane dies mid-batch under load: it is started again and nothing a
   t.is(ready.status, 200, 'the pool is back to size');
   t.is(code, 0);
   const report = compare(result.acked, await dumpBodies(crowd.dataDir));
-  t.log({ ...report, refused: result.refused, clientErrors: result.errors });
+  recordFigures(t, 'a lane thread crashes mid-batch under load', { ...report, refused: result.refused, clientErrors: result.errors });
   t.true(result.acked.size > 3000, 'acknowledged messages after the crash too');
   t.is(report.missing, 0);
 });

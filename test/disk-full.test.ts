@@ -5,6 +5,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { recordFigures } from './helpers/figures.js';
 import { dumpIds, startCrowd, tempDir } from './helpers/crowd-process.js';
 import { post, rawRequest } from './helpers/raw-http.js';
 
@@ -51,7 +52,7 @@ maybe('disk full: 503 + Retry-After, nothing acknowledged is lost, recovers when
     t.is(await crowd.exited, 0);
     const stored = new Set(await dumpIds(dataDir));
     const missing = acked.filter((id) => !stored.has(id));
-    t.log({ acknowledged: acked.length, stored: stored.size, missing: missing.length });
+    recordFigures(t, 'disk full (tmpfs of a fixed size)', { acknowledged: acked.length, stored: stored.size, missing: missing.length });
     t.deepEqual(missing, []);
   } finally {
     crowd.kill('SIGKILL');

@@ -3,6 +3,7 @@
 // the run it still answers, and every id it returned in a 200 is in the log.
 import test from 'ava';
 import fc from 'fast-check';
+import { recordFigures } from './helpers/figures.js';
 import { dumpIds, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { post, rawRequest } from './helpers/raw-http.js';
 
@@ -57,6 +58,6 @@ test.serial('mutated and random requests: no crash, no 2xx for anything not stor
   await new Promise((r) => setTimeout(r, 300)); // memory-ack records reach the log within flushInterval
   const stored = new Set(await dumpIds(crowd.dataDir));
   const notStored = acked.filter((id) => !stored.has(id));
-  t.log({ sent: 210, byStatus: Object.fromEntries(statuses), acknowledged: acked.length, notStored: notStored.length });
+  recordFigures(t, 'fuzz: 210 mutated or random requests (fast-check)', { sent: 210, byStatus: Object.fromEntries(statuses), acknowledged: acked.length, acknowledgedNotStored: notStored.length });
   t.deepEqual(notStored, []);
 });
