@@ -16,7 +16,7 @@ export interface RedisServer {
   dir: string;
   url: string;
   /** A client for reading back (closed by stop()). */
-  client(db?: number): Redis;
+  client(db?: number, auth?: { username: string; password?: string }): Redis;
   /** SIGTERM (or SIGKILL) by pid, waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts redis-server again on the same port (after stop). */
@@ -57,7 +57,7 @@ async function answersPing(port: number): Promise<boolean> {
 }
 
 /** `extraArgs` go to redis-server as they are (e.g. ['--user', 'alice', 'on', '>pw', '~*', '+@all']). */
-export async function startRedis(extraArgs: string[] = [], password?: string): Promise<RedisServer> {
+export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
   if (!redisServerAvailable()) throw new Error('redis-server is not installed (scripts/run-tests.sh installs the Debian package)');
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'crowd-redis-'));
@@ -84,8 +84,8 @@ export async function startRedis(extraArgs: string[] = [], password?: string): P
     port,
     dir,
     url: `redis://127.0.0.1:${port}`,
-    client: (db = 0) => {
-      const r = new Redis({ host: '127.0.0.1', port, db, password, lazyConnect: false, maxRetriesPerRequest: 1 });
+    client: (db = 0, auth) => {
+      const r = new Redis({ host: '127.0.0.1', port, db, username: auth?.username, password: auth?.password, maxRetriesPerRequest: 1 });
       r.on('error', () => {}); // reads retry; a stopped server is expected in some tests
       clients.push(r);
       return r;

@@ -90,17 +90,24 @@ export class RedisSink implements Sink {
         this.closeReason = `connect: no answer within ${CONNECT_TIMEOUT_MS} ms`;
         conn.destroy();
       }, CONNECT_TIMEOUT_MS).unref();
-      const conn: RedisConnection = this.factory(ip, this.target.port, {
-        onConnect: () => {
-          connected = true;
-          clearTimeout(timer);
-          this.handshake(conn);
-        },
-        onClose: (reason) => {
-          clearTimeout(timer);
-          this.connectionClosed(conn, connected ? reason : `connect: ${reason}`);
-        },
-      });
+      let conn: RedisConnection;
+      try {
+        conn = this.factory(ip, this.target.port, {
+          onConnect: () => {
+            connected = true;
+            clearTimeout(timer);
+            this.handshake(conn);
+          },
+          onClose: (reason) => {
+            clearTimeout(timer);
+            this.connectionClosed(conn, connected ? reason : `connect: ${reason}`);
+          },
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        this.connectionClosed(null, `connect: ${(e as Error).message}`);
+        return;
+      }
       this.conn = conn;
     }, (e: Error) => this.connectionClosed(null, `resolve ${this.target.host}: ${e.message}`));
   }
