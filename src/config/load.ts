@@ -98,7 +98,7 @@ function checkRedisSink(name: string, s: Record<string, any>): void {
   if ((s.stream === undefined) === (s.list === undefined)) throw new ConfigError(`${where} needs exactly one of "stream" or "list"`);
   if (s.stream !== undefined && s.push !== undefined) throw new ConfigError(`${where}/push applies to lists only`);
   if (s.list !== undefined && s.maxLen !== undefined) throw new ConfigError(`${where}/maxLen applies to streams only`);
-  s.push ??= 'right';
+  if (s.list !== undefined) s.push ??= 'right';
   s.replyTimeoutMs = parseDuration(s.replyTimeout);
   try {
     const u = new URL(s.url);
