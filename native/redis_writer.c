@@ -7,6 +7,9 @@
  * redisConnect(host, port, onConnect, onClose) -> handle
  * redisWrite(handle, args, argc, done)          -> false when the connection is gone
  * redisDestroy(handle)
+ * redisEncode(args, argc)                       -> Buffer: the RESP bytes redisWrite would send
+ *                                                  (for the byte-for-byte test against the JS
+ *                                                  twin and the micro benchmark)
  *
  * redisWrite is the one JS-to-native call per batch: `args` holds every command's arguments
  * back to back (strings or Buffers; Buffers are read in place), `argc[i]` how many belong to
@@ -461,6 +464,53 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static void free_sds(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sdsfree(data);
+}
+
+static napi_value js_encode(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  static __thread Conn *c = NULL; /* argument scratch only, one per thread (workers too) */
+  if (!c && !(c = calloc(1, sizeof *c))) {
+    napi_throw_error(env, "CROWD_NATIVE", "out of memory");
+    return NULL;
+  }
+  uint32_t ncmd, a = 0;
+  CHECK(napi_get_array_length(env, argv[1], &ncmd));
+  sds all = sdsempty();
+  for (uint32_t i = 0; i < ncmd; i++) {
+    napi_value nv, v;
+    uint32_t n = 0;
+    int ok = napi_get_element(env, argv[1], i, &nv) == napi_ok && napi_get_value_uint32(env, nv, &n) == napi_ok && n > 0;
+    ok = ok && ensure_args(c, n);
+    c->strused = 0;
+    for (uint32_t k = 0; ok && k < n; k++, a++)
+      ok = napi_get_element(env, argv[0], a, &v) == napi_ok && read_arg(env, c, v, k);
+    if (!ok) {
+      sdsfree(all);
+      napi_throw_type_error(env, "CROWD_NATIVE", "redisEncode(args, argc): arguments are strings or Buffers");
+      return NULL;
+    }
+    for (uint32_t k = 0; k < n; k++)
+      if (c->stroff[k] != SIZE_MAX) c->argv[k] = c->strs + c->stroff[k];
+    sds cmd = NULL;
+    long long len = redisFormatSdsCommandArgv(&cmd, (int)n, c->argv, c->argvlen);
+    if (len < 0) {
+      sdsfree(all);
+      napi_throw_error(env, "CROWD_NATIVE", "out of memory");
+      return NULL;
+    }
+    all = sdscatlen(all, cmd, (size_t)len);
+    sdsfree(cmd);
+  }
+  CHECK(napi_create_external_buffer(env, sdslen(all), all, free_sds, NULL, &out));
+  return out;
+}
+
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -482,8 +532,9 @@ napi_value crowd_redis_init(napi_env env, napi_value exports) {
       {"redisConnect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
       {"redisWrite", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},
       {"redisDestroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL},
+      {"redisEncode", NULL, js_encode, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 4, props) != napi_ok) return NULL;
   napi_value v;
   char ver[32];
   snprintf(ver, sizeof ver, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);

@@ -11,6 +11,7 @@ interface RedisAddon {
   redisConnect(host: string, port: number, onConnect: () => void, onClose: (reason: string) => void): object;
   redisWrite(handle: object, args: Array<string | Buffer>, argc: number[], done: (replies: RedisReply[]) => void): boolean;
   redisDestroy(handle: object): void;
+  redisEncode(args: Array<string | Buffer>, argc: number[]): Buffer;
 }
 
 function load(): { addon: RedisAddon | null; error: string } {
@@ -25,6 +26,10 @@ function load(): { addon: RedisAddon | null; error: string } {
 const loaded = load();
 export const nativeRedisError = loaded.error;
 export const hiredisVersion = loaded.addon?.hiredisVersion ?? null;
+/** The RESP bytes the native writer sends for a batch (tests and the micro benchmark). */
+export const nativeEncode: ((batch: CommandBatch) => Buffer) | null = loaded.addon
+  ? (batch) => loaded.addon!.redisEncode(batch.args, batch.argc)
+  : null;
 
 class NativeConnection implements RedisConnection {
   readonly driver = 'native' as const;
