@@ -7,6 +7,9 @@
  * redisConnect(host, port, onConnect, onClose) -> handle
  * redisWrite(handle, args, argc, done)          -> false when the connection is gone
  * redisDestroy(handle)
+ * redisSpec(kind, keyParts, maxLen, envelope)  -> spec: how messages become commands (below)
+ * redisWriteEnvelopes(handle, spec, payloads, ends, done) -> like redisWrite, for messages
+ * redisEncodeEnvelopes(spec, payloads, ends)    -> Buffer: the RESP bytes it would send
  * redisEncode(args, argc)                       -> Buffer: the RESP bytes redisWrite would send
  *                                                  (for the byte-for-byte test against the JS
  *                                                  twin and the micro benchmark)
@@ -25,6 +28,16 @@
 #include <uv.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
+
+/* The hot path: redisWriteEnvelopes takes the batch's stored protobuf envelopes (crowd.proto)
+ * back to back in one Buffer, with their end offsets, and builds each message's command in C:
+ *   kind 0 stream:  XADD <key> [MAXLEN ~ n] * id <id> body <body> key <key> ct <ct> <h> <v>...
+ *                   (envelope format: XADD <key> [MAXLEN ~ n] * id <id> envelope <bytes>)
+ *   kind 1 RPUSH / kind 2 LPUSH: <key> <body>   (envelope format: the envelope bytes)
+ * where <key> is keyParts joined with the message's topic ("{topic}" in the sink's config).
+ * So a batch costs a constant number of N-API calls, not a few per argument. The JS twin
+ * builds the same bytes from the decoded envelope (src/sinks/redis/redis-commands.ts +
+ * resp-connection.ts); test/redis-commands.test.ts checks that they are identical. */
 
 #define CHECK(call)                                                        \
   do {                                                                     \
@@ -511,6 +524,336 @@ static napi_value js_encode(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- messages: envelope parsing and command building ---- */
+typedef struct Spec {
+  int kind;        /* 0 XADD, 1 RPUSH, 2 LPUSH */
+  int envelope;    /* format envelope */
+  char *maxlen;    /* decimal, or NULL */
+  char **parts;    /* key template split at "{topic}" */
+  size_t *partlen;
+  uint32_t nparts;
+} Spec;
+
+typedef struct Field {
+  const uint8_t *p;
+  size_t n;
+} Field;
+
+#define MAX_HEADERS 256
+typedef struct Msg {
+  Field id, topic, key, ct, body;
+  Field hname[MAX_HEADERS], hvalue[MAX_HEADERS];
+  uint32_t nh;
+} Msg;
+
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t r = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    r |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = r;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Walks one protobuf message; calls `on` for each length-delimited field, skips the rest. */
+typedef int (*field_fn)(void *ctx, uint32_t field, const uint8_t *p, size_t n);
+static int walk(const uint8_t *p, const uint8_t *end, field_fn on, void *ctx) {
+  while (p < end) {
+    uint64_t tag, v;
+    if (!varint(&p, end, &tag)) return 0;
+    switch (tag & 7) {
+      case 0: if (!varint(&p, end, &v)) return 0; break;
+      case 1: if (end - p < 8) return 0; p += 8; break;
+      case 5: if (end - p < 4) return 0; p += 4; break;
+      case 2:
+        if (!varint(&p, end, &v) || v > (uint64_t)(end - p)) return 0;
+        if (!on(ctx, (uint32_t)(tag >> 3), p, (size_t)v)) return 0;
+        p += v;
+        break;
+      default: return 0;
+    }
+  }
+  return 1;
+}
+
+static int on_header(void *ctx, uint32_t f, const uint8_t *p, size_t n) {
+  Msg *m = ctx;
+  if (f == 1) m->hname[m->nh] = (Field){p, n};
+  else if (f == 2) m->hvalue[m->nh] = (Field){p, n};
+  return 1;
+}
+
+static int on_envelope(void *ctx, uint32_t f, const uint8_t *p, size_t n) {
+  Msg *m = ctx;
+  switch (f) {
+    case 1: m->id = (Field){p, n}; break;
+    case 2: m->topic = (Field){p, n}; break;
+    case 4: m->key = (Field){p, n}; break;
+    case 6: m->ct = (Field){p, n}; break;
+    case 7: m->body = (Field){p, n}; break;
+    case 5:
+      if (m->nh >= MAX_HEADERS) return 0;
+      m->hname[m->nh] = m->hvalue[m->nh] = (Field){(const uint8_t *)"", 0};
+      if (!walk(p, p + n, on_header, m)) return 0;
+      m->nh++;
+      break;
+  }
+  return 1;
+}
+
+static int parse_envelope(Msg *m, const uint8_t *p, size_t n) {
+  static const uint8_t empty[1] = {0};
+  m->id = m->topic = m->key = m->ct = m->body = (Field){empty, 0};
+  m->nh = 0;
+  return walk(p, p + n, on_envelope, m);
+}
+
+/* RESP writing into a growable buffer (inline appends: a message is ~30 small pieces) */
+typedef struct Out {
+  char *p;
+  size_t len, cap;
+  int oom;
+} Out;
+
+static inline void out_put(Out *o, const void *p, size_t n) {
+  if (o->len + n > o->cap) {
+    size_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->len + n) cap *= 2;
+    char *q = realloc(o->p, cap);
+    if (!q) {
+      o->oom = 1;
+      return;
+    }
+    o->p = q;
+    o->cap = cap;
+  }
+  memcpy(o->p + o->len, p, n);
+  o->len += n;
+}
+
+static inline void resp_count(Out *o, char type, size_t n) {
+  char tmp[24];
+  char *e = tmp + sizeof tmp, *p = e;
+  *--p = '\n';
+  *--p = '\r';
+  do *--p = (char)('0' + n % 10); while ((n /= 10) != 0);
+  *--p = type;
+  out_put(o, p, (size_t)(e - p));
+}
+static inline void resp_arg(Out *o, const void *p, size_t n) {
+  resp_count(o, '$', n);
+  out_put(o, p, n);
+  out_put(o, "\r\n", 2);
+}
+
+static void resp_key(Out *o, const Spec *sp, const Msg *m) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < sp->nparts; i++) n += sp->partlen[i] + (i + 1 < sp->nparts ? m->topic.n : 0);
+  resp_count(o, '$', n);
+  for (uint32_t i = 0; i < sp->nparts; i++) {
+    out_put(o, sp->parts[i], sp->partlen[i]);
+    if (i + 1 < sp->nparts) out_put(o, m->topic.p, m->topic.n);
+  }
+  out_put(o, "\r\n", 2);
+}
+
+/* Appends the command of one message (its stored envelope bytes) to `o`. */
+static void message_command(Out *o, const Spec *sp, const Msg *m, const uint8_t *env, size_t envlen) {
+  if (sp->kind != 0) {
+    out_put(o, sp->kind == 1 ? "*3\r\n$5\r\nRPUSH\r\n" : "*3\r\n$5\r\nLPUSH\r\n", 15);
+    resp_key(o, sp, m);
+    if (sp->envelope) resp_arg(o, env, envlen);
+    else resp_arg(o, m->body.p, m->body.n);
+    return;
+  }
+  size_t head = sp->maxlen ? 3 : 0;
+  resp_count(o, '*', sp->envelope ? 7 + head : 11 + head + 2 * (size_t)m->nh);
+  out_put(o, "$4\r\nXADD\r\n", 10);
+  resp_key(o, sp, m);
+  if (sp->maxlen) {
+    out_put(o, "$6\r\nMAXLEN\r\n$1\r\n~\r\n", 19);
+    resp_arg(o, sp->maxlen, strlen(sp->maxlen));
+  }
+  out_put(o, "$1\r\n*\r\n$2\r\nid\r\n", 15);
+  resp_arg(o, m->id.p, m->id.n);
+  if (sp->envelope) {
+    out_put(o, "$8\r\nenvelope\r\n", 14);
+    resp_arg(o, env, envlen);
+    return;
+  }
+  out_put(o, "$4\r\nbody\r\n", 10);
+  resp_arg(o, m->body.p, m->body.n);
+  out_put(o, "$3\r\nkey\r\n", 9);
+  resp_arg(o, m->key.p, m->key.n);
+  out_put(o, "$2\r\nct\r\n", 8);
+  resp_arg(o, m->ct.p, m->ct.n);
+  for (uint32_t i = 0; i < m->nh; i++) {
+    resp_arg(o, m->hname[i].p, m->hname[i].n);
+    resp_arg(o, m->hvalue[i].p, m->hvalue[i].n);
+  }
+}
+
+static void spec_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  Spec *sp = data;
+  for (uint32_t i = 0; i < sp->nparts; i++) free(sp->parts[i]);
+  free(sp->parts);
+  free(sp->partlen);
+  free(sp->maxlen);
+  free(sp);
+}
+
+static char *dup_string(napi_env env, napi_value v, size_t *len) {
+  size_t n;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return NULL;
+  char *s = malloc(n + 1);
+  if (s && napi_get_value_string_utf8(env, v, s, n + 1, &n) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  if (len) *len = n;
+  return s;
+}
+
+/* redisSpec(kind: 0|1|2, keyParts: string[], maxLen: string|null, envelope: boolean) */
+static napi_value js_spec(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Spec *sp = calloc(1, sizeof *sp);
+  int32_t kind;
+  bool envelope;
+  napi_valuetype mt;
+  if (!sp || argc < 4 || napi_get_value_int32(env, argv[0], &kind) != napi_ok || napi_get_array_length(env, argv[1], &sp->nparts) != napi_ok ||
+      sp->nparts == 0 || napi_get_value_bool(env, argv[3], &envelope) != napi_ok || napi_typeof(env, argv[2], &mt) != napi_ok) {
+    free(sp);
+    napi_throw_type_error(env, "CROWD_NATIVE", "redisSpec(kind, keyParts, maxLen, envelope)");
+    return NULL;
+  }
+  sp->kind = kind;
+  sp->envelope = envelope;
+  sp->parts = calloc(sp->nparts, sizeof *sp->parts);
+  sp->partlen = calloc(sp->nparts, sizeof *sp->partlen);
+  int ok = sp->parts && sp->partlen;
+  for (uint32_t i = 0; ok && i < sp->nparts; i++) {
+    napi_value v;
+    ok = napi_get_element(env, argv[1], i, &v) == napi_ok && (sp->parts[i] = dup_string(env, v, &sp->partlen[i])) != NULL;
+  }
+  if (ok && mt == napi_string) ok = (sp->maxlen = dup_string(env, argv[2], NULL)) != NULL;
+  if (!ok) {
+    spec_finalize(env, sp, NULL);
+    napi_throw_error(env, "CROWD_NATIVE", "redisSpec: bad arguments");
+    return NULL;
+  }
+  CHECK(napi_create_external(env, sp, spec_finalize, NULL, &out));
+  return out;
+}
+
+/* Reads (spec, payloads, ends) from argv[first..first+2]. */
+static int envelope_args(napi_env env, napi_value *argv, Spec **sp, uint8_t **data, size_t *len, uint32_t **ends, size_t *n) {
+  void *spv;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  void *base;
+  if (napi_get_value_external(env, argv[0], &spv) != napi_ok) return 0;
+  *sp = spv;
+  if (napi_get_buffer_info(env, argv[1], (void **)data, len) != napi_ok) return 0;
+  if (napi_get_typedarray_info(env, argv[2], &t, n, &base, &ab, &off) != napi_ok || t != napi_uint32_array) return 0;
+  *ends = base;
+  for (size_t i = 0; i < *n; i++)
+    if ((*ends)[i] > *len || (i > 0 && (*ends)[i] < (*ends)[i - 1])) return 0;
+  return 1;
+}
+
+static napi_value js_encode_envelopes(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Spec *sp;
+  uint8_t *data;
+  size_t len, n;
+  uint32_t *ends;
+  if (argc < 3 || !envelope_args(env, argv, &sp, &data, &len, &ends, &n)) {
+    napi_throw_type_error(env, "CROWD_NATIVE", "redisEncodeEnvelopes(spec, payloads, ends)");
+    return NULL;
+  }
+  static __thread Msg m;
+  Out o = {0};
+  for (size_t i = 0, start = 0; i < n; start = ends[i], i++) {
+    if (!parse_envelope(&m, data + start, ends[i] - start)) {
+      free(o.p);
+      napi_throw_error(env, "CROWD_NATIVE", "an envelope does not decode");
+      return NULL;
+    }
+    message_command(&o, sp, &m, data + start, ends[i] - start);
+  }
+  if (o.oom) {
+    free(o.p);
+    napi_throw_error(env, "CROWD_NATIVE", "out of memory");
+    return NULL;
+  }
+  napi_status st = napi_create_buffer_copy(env, o.len, o.len ? o.p : "", NULL, &out);
+  free(o.p);
+  CHECK(st);
+  return out;
+}
+
+/* redisWriteEnvelopes(handle, spec, payloads, ends, done): one call per batch. */
+static napi_value js_write_envelopes(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Conn *c = argc == 5 ? get_conn(env, argv[0]) : NULL;
+  Spec *sp;
+  uint8_t *data;
+  size_t len, n;
+  uint32_t *ends;
+  if (!c || !envelope_args(env, argv + 1, &sp, &data, &len, &ends, &n)) {
+    napi_throw_type_error(env, "CROWD_NATIVE", "redisWriteEnvelopes(handle, spec, payloads, ends, done)");
+    return NULL;
+  }
+  if (!c->ac || c->freeing || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+    CHECK(napi_get_boolean(env, 0, &out));
+    return out;
+  }
+  if (n == 0) {
+    CHECK(napi_get_boolean(env, 1, &out));
+    return out;
+  }
+  Batch *b = calloc(1, sizeof *b);
+  if (!b || !(b->type = malloc(n)) || !(b->num = malloc(n * sizeof *b->num)) || !(b->len = malloc(n * sizeof *b->len))) {
+    if (b) { free(b->type); free(b->num); free(b); }
+    napi_throw_error(env, "CROWD_NATIVE", "out of memory");
+    return NULL;
+  }
+  b->conn = c;
+  b->n = (uint32_t)n;
+  CHECK(napi_create_reference(env, argv[4], 1, &b->done));
+  static __thread Msg m;
+  static __thread Out o;
+  for (size_t i = 0, start = 0; i < n; start = ends[i], i++) {
+    if (!parse_envelope(&m, data + start, ends[i] - start)) {
+      answer_unqueued(b, (uint32_t)i, "ERR crowd: the stored envelope does not decode", R_ERR);
+      break;
+    }
+    o.len = 0;
+    o.oom = 0;
+    message_command(&o, sp, &m, data + start, ends[i] - start);
+    if (o.oom || redisAsyncFormattedCommand(c->ac, on_reply, b, o.p, o.len) != REDIS_OK) {
+      answer_unqueued(b, (uint32_t)i, o.oom ? "out of memory" : "connection closing", R_LOST);
+      break;
+    }
+  }
+  CHECK(napi_get_boolean(env, 1, &out));
+  return out;
+}
+
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -533,8 +876,11 @@ napi_value crowd_redis_init(napi_env env, napi_value exports) {
       {"redisWrite", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},
       {"redisDestroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL},
       {"redisEncode", NULL, js_encode, NULL, NULL, NULL, napi_default, NULL},
+      {"redisSpec", NULL, js_spec, NULL, NULL, NULL, napi_default, NULL},
+      {"redisWriteEnvelopes", NULL, js_write_envelopes, NULL, NULL, NULL, napi_default, NULL},
+      {"redisEncodeEnvelopes", NULL, js_encode_envelopes, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 4, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 7, props) != napi_ok) return NULL;
   napi_value v;
   char ver[32];
   snprintf(ver, sizeof ver, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);

@@ -3,8 +3,9 @@
 // commands, and replies become the documented outcomes.
 import test from 'ava';
 import fc from 'fast-check';
-import { nativeEncode } from '../src/native/redis-native.js';
-import { commandWriter, outcomeOf, type RedisSinkConfig } from '../src/sinks/redis/redis-commands.js';
+import { decodeEnvelope, encodeEnvelopeReference } from '../src/envelope/envelope-codec.js';
+import { nativeEncode, nativeMessageEncoder } from '../src/native/redis-native.js';
+import { commandWriter, outcomeOf, type MessageFormat, type RedisSinkConfig } from '../src/sinks/redis/redis-commands.js';
 import type { CommandBatch } from '../src/sinks/redis/redis-connection.js';
 import { encodeBatch } from '../src/sinks/redis/resp-connection.js';
 import type { OutboundMessage } from '../src/sinks/sink-types.js';
@@ -15,6 +16,31 @@ test('native and JS encoders write identical RESP for any batch', (t) => {
   const batch = fc.array(fc.array(arg, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 30 }).map((cmds): CommandBatch => ({ args: cmds.flat(), argc: cmds.map((c) => c.length) }));
   fc.assert(fc.property(batch, (b) => Buffer.compare(nativeEncode!(b), encodeBatch(b)) === 0));
   t.is(encodeBatch({ args: ['SET', 'k', Buffer.from('v\r\n')], argc: [3] }).toString(), '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n');
+});
+
+test('the native writer builds, from the stored envelopes, the very bytes the JS twin sends', (t) => {
+  if (!nativeMessageEncoder({ stream: 's', push: 'right', format: 'raw' })) return t.fail('the native Redis writer is not built');
+  const text = fc.string({ unit: 'grapheme', maxLength: 30 });
+  const envelope = fc.record({
+    id: fc.stringMatching(/^[0-9a-z]{22}$/), topic: fc.stringMatching(/^[A-Za-z0-9._/-]{1,20}$/), receivedAtMs: fc.nat(), key: text,
+    headers: fc.array(fc.record({ name: fc.stringMatching(/^[a-z0-9-]{1,12}$/), value: text }), { maxLength: 4 }),
+    contentType: text, body: fc.uint8Array({ maxLength: 400 }), method: fc.constant('POST'), path: fc.constant('/x'), query: fc.constant(''),
+  });
+  const format = fc.oneof(
+    fc.record({ stream: fc.constantFrom('s', 's:{topic}', '{topic}:{topic}:x'), maxLen: fc.option(fc.integer({ min: 1, max: 1e9 }), { nil: undefined }), push: fc.constant('right' as const), format: fc.constantFrom('raw' as const, 'envelope' as const) }),
+    fc.record({ list: fc.constantFrom('l', 'q:{topic}'), push: fc.constantFrom('right' as const, 'left' as const), format: fc.constantFrom('raw' as const, 'envelope' as const) }),
+  );
+  fc.assert(fc.property(format, fc.array(envelope, { minLength: 1, maxLength: 20 }), (f, envs) => {
+    const messages = envs.map((e) => {
+      const payload = Buffer.from(encodeEnvelopeReference(e));
+      return { envelope: decodeEnvelope(payload), payload, lane: 0, offset: 0 };
+    });
+    const batch: CommandBatch = { args: [], argc: [] };
+    const write = commandWriter(f as MessageFormat);
+    for (const m of messages) write(m, batch);
+    return Buffer.compare(nativeMessageEncoder(f as MessageFormat)!(messages), encodeBatch(batch)) === 0;
+  }), { numRuns: 300 });
+  t.pass();
 });
 
 const message = (topic: string, body: string): OutboundMessage => ({

@@ -22,10 +22,13 @@ export interface RedisSinkConfig {
   replyTimeoutMs: number;
 }
 
+/** What decides the command of a message. */
+export type MessageFormat = Pick<RedisSinkConfig, 'stream' | 'list' | 'maxLen' | 'push' | 'format'>;
+
 export type CommandWriter = (m: OutboundMessage, batch: CommandBatch) => void;
 
 /** Builds the function that appends one message's command to a batch. */
-export function commandWriter(cfg: RedisSinkConfig): CommandWriter {
+export function commandWriter(cfg: MessageFormat): CommandWriter {
   const template = cfg.stream ?? cfg.list!;
   const keyOf = template.includes('{topic}') ? (t: string) => template.replace(/\{topic\}/g, t) : () => template;
   const envelope = cfg.format === 'envelope';

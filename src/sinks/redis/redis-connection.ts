@@ -1,9 +1,12 @@
 /**
  * What the Redis sink asks of a connection, whichever writer is behind it: the hiredis addon
  * (src/native/redis-native.ts) or the pure-JS twin (resp-connection.ts). A connection writes
- * one pipelined batch of commands per call and answers the whole batch with one callback,
- * replies in command order. Both run on the calling thread's event loop; neither blocks it.
+ * one pipelined batch per call (commands, or messages it turns into commands itself) and
+ * answers the whole batch with one callback, replies in command order. Both run on the
+ * calling thread's event loop; neither blocks it.
  */
+import type { OutboundMessage } from '../sink-types.js';
+import type { MessageFormat } from './redis-commands.js';
 
 /** An error reply from Redis ("WRONGTYPE ..."), or `lost` when the connection went away first. */
 export interface RedisErrorReply {
@@ -37,8 +40,10 @@ export interface RedisConnection {
   readonly driver: 'native' | 'js';
   /** Queues the batch for writing; `done` gets one reply per command, in order, exactly once. */
   write(batch: CommandBatch, done: (replies: RedisReply[]) => void): void;
+  /** One command per message (redis-commands.ts says which), written as one batch. */
+  writeMessages(messages: OutboundMessage[], done: (replies: RedisReply[]) => void): void;
   /** Ends the connection now; pending batches are answered with `lost` replies. */
   destroy(): void;
 }
 
-export type ConnectionFactory = (host: string, port: number, events: ConnectionEvents) => RedisConnection;
+export type ConnectionFactory = (host: string, port: number, events: ConnectionEvents, format: MessageFormat) => RedisConnection;

@@ -1,8 +1,9 @@
 /**
  * Redis sink: XADD to a stream or RPUSH/LPUSH to a list, in pipelined batches. The sink host
  * calls `send` per message; messages sent in the same turn of the event loop (up to
- * `maxBatch`) go to Redis as one batch: one call into the writer (the hiredis addon or its JS
- * twin), one write, one callback with every reply. Each reply becomes the outcome of its
+ * `maxBatch`) go to Redis as one batch: one call into the writer (the hiredis addon, which
+ * builds the commands in C from the stored envelopes, or its JS twin), one write, one
+ * callback with every reply. Each reply becomes the outcome of its
  * message (redis-commands.ts says which errors are permanent).
  *
  * Connection: connects in the background and keeps reconnecting with a backoff; after TCP
@@ -16,7 +17,7 @@ import net from 'node:net';
 import type { Logger } from '../../logger.js';
 import { nativeRedis, nativeRedisError } from '../../native/redis-native.js';
 import type { DeliveryOutcome, OutboundMessage, Sink, SinkHealth } from '../sink-types.js';
-import { commandWriter, outcomeOf, type CommandWriter, type RedisSinkConfig } from './redis-commands.js';
+import { outcomeOf, type RedisSinkConfig } from './redis-commands.js';
 import { isErrorReply, type CommandBatch, type ConnectionFactory, type RedisConnection, type RedisReply } from './redis-connection.js';
 import { RespConnection } from './resp-connection.js';
 import { parseRedisUrl, redactedUrl, type RedisTarget } from './redis-url.js';
@@ -32,7 +33,7 @@ const CONNECT_TIMEOUT_MS = 5000;
 const RECONNECT_MIN_MS = 200;
 const RECONNECT_MAX_MS = 2000;
 
-const jsFactory: ConnectionFactory = (host, port, events) => new RespConnection(host, port, events);
+const jsFactory: ConnectionFactory = (host, port, events, format) => new RespConnection(host, port, events, format);
 
 export function pickDriver(wanted: RedisSinkConfig['driver']): { driver: 'native' | 'js'; factory: ConnectionFactory } {
   if (wanted === 'native') {
@@ -50,7 +51,6 @@ interface Queued {
 
 export class RedisSink implements Sink {
   private readonly target: RedisTarget;
-  private readonly writeCommand: CommandWriter;
   private factory: ConnectionFactory = jsFactory;
   private driver: 'native' | 'js' = 'js';
   private conn: RedisConnection | null = null;
@@ -71,7 +71,6 @@ export class RedisSink implements Sink {
 
   constructor(readonly name: string, private readonly cfg: RedisSinkConfig, private readonly log: Logger) {
     this.target = parseRedisUrl(cfg.url);
-    this.writeCommand = commandWriter(cfg);
   }
 
   async start(): Promise<void> {
@@ -102,7 +101,7 @@ export class RedisSink implements Sink {
             clearTimeout(timer);
             this.connectionClosed(conn, connected ? reason : `connect: ${reason}`);
           },
-        });
+        }, this.cfg);
       } catch (e) {
         clearTimeout(timer);
         this.connectionClosed(null, `connect: ${(e as Error).message}`);
@@ -199,10 +198,8 @@ export class RedisSink implements Sink {
       answer(items.map(() => ({ error: this.lastError || 'not connected', lost: true })));
       return;
     }
-    const batch: CommandBatch = { args: [], argc: [] };
-    for (const q of items) this.writeCommand(q.m, batch);
     this.sentAt.push(Date.now());
-    conn.write(batch, (replies) => {
+    conn.writeMessages(items.map((q) => q.m), (replies) => {
       if (conn === this.conn) this.sentAt.shift();
       answer(replies);
     });

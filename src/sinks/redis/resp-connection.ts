@@ -5,6 +5,8 @@
  */
 import net from 'node:net';
 import RedisParser from 'redis-parser';
+import type { OutboundMessage } from '../sink-types.js';
+import { commandWriter, type CommandWriter, type MessageFormat } from './redis-commands.js';
 import type { CommandBatch, ConnectionEvents, RedisConnection, RedisReply } from './redis-connection.js';
 
 /** RESP2 encoding of a batch: `*<argc>\r\n` then `$<len>\r\n<bytes>\r\n` per argument. */
@@ -53,8 +55,10 @@ export class RespConnection implements RedisConnection {
   private readonly socket: net.Socket;
   private readonly pending: PendingBatch[] = [];
   private closed = false;
+  private readonly writeCommand: CommandWriter;
 
-  constructor(host: string, port: number, private readonly events: ConnectionEvents) {
+  constructor(host: string, port: number, private readonly events: ConnectionEvents, format: MessageFormat) {
+    this.writeCommand = commandWriter(format);
     const parser = new RedisParser({
       returnReply: (r: unknown) => this.reply(normalize(r)),
       returnError: (e: Error) => this.reply({ error: e.message }),
@@ -74,6 +78,12 @@ export class RespConnection implements RedisConnection {
     }
     this.pending.push({ replies: [], expected: batch.argc.length, done });
     this.socket.write(encodeBatch(batch));
+  }
+
+  writeMessages(messages: OutboundMessage[], done: (replies: RedisReply[]) => void): void {
+    const batch: CommandBatch = { args: [], argc: [] };
+    for (const m of messages) this.writeCommand(m, batch);
+    this.write(batch, done);
   }
 
   destroy(): void {
