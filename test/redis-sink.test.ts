@@ -52,7 +52,7 @@ async function awaitStream(client: Redis, key: string, acked: Map<string, string
   return { acknowledged: acked.size, inStream: entries.length, missing, wrongBody, duplicates: entries.length - byId.size, entries };
 }
 
-async function stats(crowd: CrowdProcess): Promise<Record<string, { delivered: number; failed: number; healthy: boolean; health: string; backlogBytes: number }>> {
+async function stats(crowd: CrowdProcess): Promise<Record<string, { delivered: number; failed: number; retries: number; healthy: boolean; health: string; backlogBytes: number }>> {
   return (JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: never }).sinks;
 }
 
@@ -328,6 +328,32 @@ for (const driver of ['native', 'js'] as const) {
       const r = await rawRequest(crowd.port, post('/orders', '{"while":"down"}'), 4000);
       t.is(r.status, 503);
       t.is((JSON.parse(r.body) as { code: string }).code, 'CROWD_ACK_TIMEOUT');
+    } finally {
+      await stopCrowd(crowd);
+      await redis.stop();
+    }
+  });
+
+  test.serial(`[${driver}] replies that do not come within replyTimeout drop the connection; the messages are sent again and arrive once`, async (t) => {
+    const redis = await startRedis();
+    const crowd = await startCrowd({ config: { sinks: { cache: redisSink(redis.url, { stream: 'paused', replyTimeout: '500ms' }) }, routes: [{ path: '/p', sinks: ['cache'] }] } });
+    try {
+      const admin = redis.client();
+      await eventually(() => stats(crowd), (v) => v.cache.healthy);
+      // Redis holds every write command for 2.5 s: XADDs get no reply in time.
+      await admin.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+      const acked = new Map<string, string>();
+      for (let i = 0; i < 3; i++) {
+        const body = JSON.stringify({ paused: i });
+        acked.set(await postId(crowd, '/p', body), body);
+      }
+      const report = await awaitStream(admin, 'paused', acked, 30_000);
+      const s = await stats(crowd);
+      t.log({ ...report, entries: undefined, retries: s.cache.retries });
+      t.is(report.missing, 0);
+      t.is(report.duplicates, 0, 'a command held by CLIENT PAUSE on a dropped connection is never run');
+      t.true(s.cache.retries > 0, 'the timed-out batch came back as retries');
+      t.regex(crowd.output(), /redis_reply_timeout/);
     } finally {
       await stopCrowd(crowd);
       await redis.stop();
