@@ -65,10 +65,19 @@ class NativeConnection implements RedisConnection {
   readonly driver = 'native' as const;
   private readonly handle: object;
   private readonly spec: object;
+  /** hiredis runs its connect callback outside its callback guard: no free from inside it. */
+  private inConnect = false;
 
   constructor(private readonly addon: RedisAddon, host: string, port: number, events: ConnectionEvents, format: MessageFormat) {
     this.spec = nativeSpec(addon, format);
-    this.handle = addon.redisConnect(host, port, () => events.onConnect(), (reason) => events.onClose(reason));
+    this.handle = addon.redisConnect(host, port, () => {
+      this.inConnect = true;
+      try {
+        events.onConnect();
+      } finally {
+        this.inConnect = false;
+      }
+    }, (reason) => events.onClose(reason));
   }
 
   write(batch: CommandBatch, done: (replies: RedisReply[]) => void): void {
@@ -85,6 +94,10 @@ class NativeConnection implements RedisConnection {
   }
 
   destroy(): void {
+    if (this.inConnect) {
+      setImmediate(() => this.addon.redisDestroy(this.handle));
+      return;
+    }
     this.addon.redisDestroy(this.handle);
   }
 }

@@ -15,7 +15,7 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from '../../logger.js';
-import { nativeRedis, nativeRedisError } from '../../native/redis-native.js';
+import { hiredisVersion, nativeRedis, nativeRedisError } from '../../native/redis-native.js';
 import type { DeliveryOutcome, OutboundMessage, Sink, SinkHealth } from '../sink-types.js';
 import { outcomeOf, type RedisSinkConfig } from './redis-commands.js';
 import { isErrorReply, type CommandBatch, type ConnectionFactory, type RedisConnection, type RedisReply } from './redis-connection.js';
@@ -143,7 +143,7 @@ export class RedisSink implements Sink {
       this.ready = true;
       this.lastError = '';
       this.reconnectMs = RECONNECT_MIN_MS;
-      this.log.info({ event: 'redis_ready', sink: this.name, url: redactedUrl(this.cfg.url), driver: this.driver }, 'redis connected');
+      this.log.info({ event: 'redis_ready', sink: this.name, url: redactedUrl(this.cfg.url), driver: this.driver, ...(this.driver === 'native' ? { hiredis: hiredisVersion } : {}) }, 'redis connected');
     });
   }
 
