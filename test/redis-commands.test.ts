@@ -16,6 +16,9 @@ test('native and JS encoders write identical RESP for any batch', (t) => {
   const batch = fc.array(fc.array(arg, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 30 }).map((cmds): CommandBatch => ({ args: cmds.flat(), argc: cmds.map((c) => c.length) }));
   fc.assert(fc.property(batch, (b) => Buffer.compare(nativeEncode!(b), encodeBatch(b)) === 0));
   t.is(encodeBatch({ args: ['SET', 'k', Buffer.from('v\r\n')], argc: [3] }).toString(), '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n');
+  // Large Buffers take the JS twin's other path (written as they are): same bytes.
+  const big = { args: ['RPUSH', 'ü', Buffer.alloc(40_000, 0xe9), 'PING'], argc: [3, 1] };
+  t.is(Buffer.compare(nativeEncode(big), encodeBatch(big)), 0);
 });
 
 test('the native writer builds, from the stored envelopes, the very bytes the JS twin sends', (t) => {

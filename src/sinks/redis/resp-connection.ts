@@ -9,39 +9,45 @@ import type { OutboundMessage } from '../sink-types.js';
 import { commandWriter, type CommandWriter, type MessageFormat } from './redis-commands.js';
 import type { CommandBatch, ConnectionEvents, RedisConnection, RedisReply } from './redis-connection.js';
 
-/** RESP2 encoding of a batch: `*<argc>\r\n` then `$<len>\r\n<bytes>\r\n` per argument. */
+const NON_ASCII = /[^\x00-\x7f]/;
+/** Buffers larger than this are not copied into the batch's string but written as they are. */
+const LARGE_ARG = 16 * 1024;
+/** The string under construction is turned into bytes once it is this long. */
+const FLUSH_CHARS = 4 * 1024 * 1024;
+
+/**
+ * RESP2 encoding of a batch: `*<argc>\r\n` then `$<len>\r\n<bytes>\r\n` per argument.
+ * Measured (bench/micro): building one latin1 string for the whole batch (each character one
+ * byte: ASCII strings as they are, other strings as their UTF-8 bytes, small Buffers through
+ * latin1) and converting it once is ~3x faster than writing each argument into a Buffer
+ * (221 vs 631 us per 256 XADDs): a Buffer write per argument is a call into C++ each time.
+ */
 export function encodeBatch(batch: CommandBatch): Buffer {
   const { args, argc } = batch;
-  const lens = new Array<number>(args.length);
-  let size = 0;
+  const parts: Buffer[] = [];
+  let acc = '';
   let a = 0;
   for (const n of argc) {
-    size += 3 + digits(n);
+    acc += `*${n}\r\n`;
     for (let k = 0; k < n; k++, a++) {
       const v = args[a];
-      const len = typeof v === 'string' ? Buffer.byteLength(v) : v.length;
-      lens[a] = len;
-      size += 5 + digits(len) + len;
+      let s: string;
+      if (typeof v === 'string') s = NON_ASCII.test(v) ? Buffer.from(v, 'utf8').toString('latin1') : v;
+      else if (v.length <= LARGE_ARG) s = v.toString('latin1');
+      else {
+        parts.push(Buffer.from(`${acc}$${v.length}\r\n`, 'latin1'), v);
+        acc = '\r\n';
+        continue;
+      }
+      acc += `$${s.length}\r\n${s}\r\n`;
+    }
+    if (acc.length > FLUSH_CHARS) {
+      parts.push(Buffer.from(acc, 'latin1'));
+      acc = '';
     }
   }
-  const out = Buffer.allocUnsafe(size);
-  let p = 0;
-  a = 0;
-  for (const n of argc) {
-    p += out.write(`*${n}\r\n`, p, 'latin1');
-    for (let k = 0; k < n; k++, a++) {
-      const v = args[a];
-      p += out.write(`$${lens[a]}\r\n`, p, 'latin1');
-      p += typeof v === 'string' ? out.write(v, p, 'utf8') : v.copy(out, p);
-      out[p++] = 13;
-      out[p++] = 10;
-    }
-  }
-  return out;
-}
-
-function digits(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : String(n).length;
+  parts.push(Buffer.from(acc, 'latin1'));
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 interface PendingBatch {
