@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "with_hiredis%": "<!(node -p \"require('fs').existsSync('/usr/include/hiredis/adapters/libuv.h') ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "crowd_core",
@@ -6,5 +9,18 @@
       "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }
+  ],
+  "conditions": [
+    ["with_hiredis==1", {
+      "targets": [
+        {
+          "target_name": "crowd_redis",
+          "sources": ["native/redis_writer.c"],
+          "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-function", "-Wno-unused-parameter"],
+          "defines": ["NAPI_VERSION=8"],
+          "libraries": ["-lhiredis"]
+        }
+      ]
+    }]
   ]
 }

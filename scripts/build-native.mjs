@@ -2,6 +2,9 @@
 // Node that runs the install (<prefix>/include/node), never downloading any. If the build
 // fails, crowd still runs on the pure-JS twin (src/native/), and says so at start; CI fails
 // the native test instead (test/native.test.ts), so a broken build cannot go unnoticed.
+// The Redis writer (target crowd_redis) links Debian's libhiredis (libhiredis-dev: .ci/run and
+// scripts/run-tests.sh install it); without it only crowd_core is built and the Redis sink's
+// `driver: native` tests fail.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +14,9 @@ const headers = path.join(nodedir, 'include', 'node', 'node_api.h');
 if (!existsSync(headers)) {
   console.warn(`crowd: no Node headers at ${headers}; skipping the native addon (the JS twin will be used)`);
   process.exit(0);
+}
+if (!existsSync('/usr/include/hiredis/async.h')) {
+  console.warn('crowd: libhiredis-dev is not installed; building without the native Redis writer (apt-get install libhiredis-dev, then npm run install)');
 }
 const gyp = process.env.npm_config_node_gyp ?? 'node-gyp';
 const args = gyp.endsWith('.js') ? [gyp] : [];

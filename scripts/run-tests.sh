@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # `npm test`: builds, makes sure a real Kafka broker is up for the sink tests (scripts/kafka.sh;
-# it fetches Kafka's jars from Maven Central into .cache/ the first time), runs the ava suite,
-# and stops the broker again if this script started it.
+# it fetches Kafka's jars from Maven Central into .cache/ the first time), makes sure Debian's
+# redis-server is installed (the Redis sink tests start their own servers) and the native Redis
+# writer is built, runs the ava suite, and stops the broker again if this script started it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent build || exit 1
+scripts/ensure-debian-packages.sh redis-server libhiredis-dev || exit 1
+# libhiredis-dev installed after `npm install`: build the native Redis writer now.
+if [ ! -f build/Release/crowd_redis.node ]; then npm run --silent install || exit 1; fi
 export CROWD_TEST_KAFKA_PORT="${CROWD_TEST_KAFKA_PORT:-19092}"
 export CROWD_TEST_KAFKA_DIR="${CROWD_TEST_KAFKA_DIR:-$PWD/.cache/kafka/run-test}"
 started=0

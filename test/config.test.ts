@@ -49,6 +49,12 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['ring not a power of two', { ingest: { ringBytes: 100000 } }, /ringBytes must be a power of two/],
   ['body limit larger than the ring allows', { routes: [{ path: '/a', maxBodyBytes: 8000000 }] }, /\/routes\/0\/maxBodyBytes.*ringBytes >= /],
   ['duplicate route', { routes: [{ path: '/a' }, { path: '/a' }] }, /defined twice/],
+  ['redis sink with both stream and list', { sinks: { r: { type: 'redis', url: 'redis://h', stream: 's', list: 'l' } } }, /\/sinks\/r needs exactly one of "stream" or "list"/],
+  ['redis sink with neither stream nor list', { sinks: { r: { type: 'redis', url: 'redis://h' } } }, /\/sinks\/r needs exactly one of "stream" or "list"/],
+  ['redis maxLen on a list', { sinks: { r: { type: 'redis', url: 'redis://h', list: 'l', maxLen: 10 } } }, /\/sinks\/r\/maxLen applies to streams only/],
+  ['redis push on a stream', { sinks: { r: { type: 'redis', url: 'redis://h', stream: 's', push: 'left' } } }, /\/sinks\/r\/push applies to lists only/],
+  ['redis url of another scheme', { sinks: { r: { type: 'redis', url: 'http://h:1', stream: 's' } } }, /\/sinks\/r\/url must match pattern/],
+  ['redis unknown option', { sinks: { r: { type: 'redis', url: 'redis://h', stream: 's', streem: 'x' } } }, /\/sinks\/r must NOT have additional properties \("streem"\)/],
 ];
 for (const [name, doc, re] of bad) {
   test(`invalid config: ${name}`, (t) => {
@@ -80,4 +86,16 @@ test('crowd start with a file that is not JSON exits 2', async (t) => {
   const r = await runCli(['start', '--config', file], { CROWD_DATA_DIR: dir });
   t.is(r.code, 2);
   t.regex(r.stderr, /is not valid JSON/);
+});
+
+test('a redis sink gets its defaults and its reply timeout in ms', (t) => {
+  const dir = tempDir();
+  const file = path.join(dir, 'c.json');
+  fs.writeFileSync(file, JSON.stringify({
+    sinks: { s: { type: 'redis', url: 'redis://u:p@127.0.0.1:6380/2', stream: 'leads', maxLen: 1000000 }, l: { type: 'redis', url: 'redis://localhost', list: 'q:{topic}', replyTimeout: '2s' } },
+  }));
+  const c = loadConfig({ file, env: {} });
+  t.like(c.sinks.s, { type: 'redis', stream: 'leads', maxLen: 1000000, format: 'raw', driver: 'auto', maxBatch: 512, replyTimeoutMs: 10_000 });
+  t.is(c.sinks.s.push, undefined);
+  t.like(c.sinks.l, { list: 'q:{topic}', push: 'right', replyTimeoutMs: 2000 });
 });

@@ -6,6 +6,10 @@
  *
  *   npm run bench:e2e [-- --only 04,05] [--duration 5]
  *
+ * Cases that need Redis (a `redis` sink, or the fastify-ioredis baseline) get their own
+ * redis-server on a free loopback port (test/helpers/redis.ts), started before and stopped
+ * after the case.
+ *
  * Load comes from wrk (ceilings and max-rate cases) or autocannon (fixed-rate latency cases);
  * both run on the same 2-core box as the server, so absolute figures are conservative and the
  * ratios taken in one run are what matter.
@@ -16,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -25,9 +30,13 @@ const resultsDir = path.join(repo, 'bench/results');
 interface Case {
   id: string;
   name: string;
-  server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'fastify-kafkajs' | 'crowd';
-  /** crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh). */
-  sink?: 'kafka';
+  server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'fastify-kafkajs' | 'fastify-ioredis' | 'crowd';
+  /** crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh) or a Redis stream. */
+  sink?: 'kafka' | 'redis';
+  /** Redis sink: which writer (default: the sink's `auto`). */
+  redisDriver?: 'native' | 'js';
+  /** Stop the case's redis-server before crowd starts (crowd's ingest rate with its sink down). */
+  redisDown?: boolean;
   /** Stop the broker for this case (crowd's ingest rate with its sink down). */
   kafkaDown?: boolean;
   /** After the load, wait until the sink has delivered everything: end-to-end rate. */
@@ -36,7 +45,7 @@ interface Case {
   cpus?: string;
   /** crowd: thread counts for the scaling cases. */
   threads?: { acceptors: number; lanes: number };
-  role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'crowd';
+  role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'baseline-redis' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
   duration: number;
@@ -119,19 +128,19 @@ async function adminJson(port: number, p: string): Promise<any> {
   return p === '/metrics' ? r.text() : r.json();
 }
 
-/** After the load: waits until crowd's Kafka sink has delivered everything it accepted. */
-async function awaitDrain(adminPort: number, accepted: number): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
+/** After the load: waits until crowd's sink (named after its type) has delivered everything it accepted. */
+async function awaitDrain(adminPort: number, accepted: number, sink: string): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
   const t0 = performance.now();
   let delivered = 0;
   for (let i = 0; i < 1200; i++) {
     const st = await adminJson(adminPort, '/stats');
-    delivered = st.sinks?.kafka?.delivered ?? 0;
-    if (delivered >= accepted && st.sinks.kafka.backlogBytes === 0) break;
+    delivered = st.sinks?.[sink]?.delivered ?? 0;
+    if (delivered >= accepted && st.sinks[sink].backlogBytes === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const drainS = (performance.now() - t0) / 1000;
   const metrics: string = await adminJson(adminPort, '/metrics');
-  const q = (p: string) => Number(new RegExp(`crowd_sink_delivery_latency_seconds\\{sink="kafka",quantile="${p}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? 'NaN') * 1000;
+  const q = (p: string) => Number(new RegExp(`crowd_sink_delivery_latency_seconds\\{sink="${sink}",quantile="${p}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? 'NaN') * 1000;
   return { drainS, delivered, p50: q('0.5'), p99: q('0.99') };
 }
 
@@ -140,14 +149,16 @@ function pinned(c: Case, args: string[]): [string, string[]] {
   return c.cpus ? ['taskset', ['-c', c.cpus, process.execPath, ...args]] : [process.execPath, args];
 }
 
-async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; stop: () => Promise<void> }> {
+async function startServer(c: Case, redis: RedisServer | null): Promise<{ child: ChildProcess; port: number; adminPort: number; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
   let dataDir: string | null = null;
   if (c.server === 'crowd') {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
-    const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } } : {};
+    const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
+      : c.sink === 'redis' ? { redis: { type: 'redis', url: redis!.url, stream: `bench-${c.id}`, ...(c.redisDriver ? { driver: c.redisDriver } : {}) } }
+      : {};
     fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
     child = spawn(cmd, args, {
@@ -155,7 +166,9 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
       stdio: ['ignore', 'pipe', 'inherit'],
     });
   } else {
-    const extra = c.server === 'fastify-kafkajs' ? [kafkaBroker, `bench-baseline-${Date.now()}`] : [];
+    const extra = c.server === 'fastify-kafkajs' ? [kafkaBroker, `bench-baseline-${Date.now()}`]
+      : c.server === 'fastify-ioredis' ? [String(redis!.port), 'bench-baseline']
+      : [];
     const [cmd, args] = pinned(c, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra]);
     child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   }
@@ -237,7 +250,7 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
     ...rows,
     '',
     ...(outcomes.some((o) => o.endToEndPerSec) ? [
-      '| case | accepted req/s | end-to-end msg/s (accepted and in Kafka) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
+      '| case | accepted req/s | end-to-end msg/s (accepted and in the sink) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
       '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
       ...outcomes.filter((o) => o.endToEndPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.endToEndPerSec!.toLocaleString('en-US')} | ${o.drainS ?? ''} | ${o.deliveryLatencyMs ? `${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99}` : ''} | ${o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(2)}x` : ''} | ${o.verdict ?? ''} |`),
       '',
@@ -275,7 +288,9 @@ async function main(): Promise<void> {
   for (const [i, c] of cases.entries()) {
     process.stderr.write(`[${i + 1}/${cases.length}] ${c.name} (${c.duration}s)... `);
     if (c.kafkaDown) kafka('down');
-    const srv = await startServer(c);
+    const redis = c.sink === 'redis' || c.server === 'fastify-ioredis' ? await startRedis() : null;
+    if (c.redisDown) await redis!.stop();
+    const srv = await startServer(c, redis);
     await new Promise((r) => setTimeout(r, 500));
     const ticks0 = cpuTicks(srv.child.pid!);
     const t0 = performance.now();
@@ -287,13 +302,14 @@ async function main(): Promise<void> {
     const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
     if (c.measureDelivery) {
       const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
-      const d = await awaitDrain(srv.adminPort, accepted);
+      const d = await awaitDrain(srv.adminPort, accepted, c.sink ?? 'kafka');
       o.drainS = Number(d.drainS.toFixed(2));
       o.endToEndPerSec = Math.round(d.delivered / (o.durationS + d.drainS));
       o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
     }
-    if (c.server === 'fastify-kafkajs') o.endToEndPerSec = o.reqPerSec;
+    if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis') o.endToEndPerSec = o.reqPerSec;
     await srv.stop();
+    await redis?.stop();
     if (c.kafkaDown) kafka('up');
     outcomes.push(o);
     byId.set(c.id, o);

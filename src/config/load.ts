@@ -92,6 +92,22 @@ export function loadConfig(opts: LoadOptions = {}): CrowdConfig {
   return deepFreeze(derive(doc, file));
 }
 
+/** One of stream or list; the options that belong to the other one are refused, not ignored. */
+function checkRedisSink(name: string, s: Record<string, any>): void {
+  const where = `config: /sinks/${name}`;
+  if ((s.stream === undefined) === (s.list === undefined)) throw new ConfigError(`${where} needs exactly one of "stream" or "list"`);
+  if (s.stream !== undefined && s.push !== undefined) throw new ConfigError(`${where}/push applies to lists only`);
+  if (s.list !== undefined && s.maxLen !== undefined) throw new ConfigError(`${where}/maxLen applies to streams only`);
+  if (s.list !== undefined) s.push ??= 'right';
+  s.replyTimeoutMs = parseDuration(s.replyTimeout);
+  try {
+    const u = new URL(s.url);
+    if (u.protocol !== 'redis:' || u.hostname === '') throw new Error('not redis://host');
+  } catch (e) {
+    throw new ConfigError(`${where}/url is not a redis:// URL: ${(e as Error).message}`);
+  }
+}
+
 function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig {
   const cpus = os.availableParallelism();
   // On 2 cores: one acceptor and one lane; the main thread (admin, supervision) is mostly idle.
@@ -102,8 +118,9 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
 
   const sinks: Record<string, any> = doc.sinks;
   for (const [name, s] of Object.entries(sinks)) {
-    if (s.type !== 'kafka') throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
-    s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
+    if (s.type === 'kafka') s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
+    else if (s.type === 'redis') checkRedisSink(name, s);
+    else throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
   }
 
   let routes: RouteConfig[] | null = null;

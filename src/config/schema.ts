@@ -25,9 +25,37 @@ const kafkaSink = {
   },
 } as const;
 
+/** Exactly one of `stream` or `list` (load.ts says which is wrong, in words). */
+const redisName = { type: 'string', minLength: 1, maxLength: 1024 } as const;
+const redisSink = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'url'],
+  properties: {
+    type: { const: 'redis' },
+    /** redis://[user[:password]@]host[:port][/db]; user and password are URL-encoded. */
+    url: { type: 'string', pattern: '^redis://[^\\s/]+(/[0-9]{1,5})?/?$' },
+    /** Stream key for XADD; "{topic}" is replaced by the route's topic. */
+    stream: redisName,
+    /** Approximate stream cap: XADD MAXLEN ~ maxLen. */
+    maxLen: { type: 'integer', minimum: 1 },
+    /** List key for RPUSH / LPUSH; "{topic}" is replaced by the route's topic. */
+    list: redisName,
+    /** RPUSH (right, the default) or LPUSH; lists only. */
+    push: { enum: ['right', 'left'] },
+    format: { enum: ['raw', 'envelope'], default: 'raw' },
+    /** Which writer: the hiredis addon, the pure-JS twin, or auto (the benchmark's pick). */
+    driver: { enum: ['auto', 'native', 'js'], default: 'auto' },
+    /** Messages per pipelined batch (one JS-to-native call each). */
+    maxBatch: { type: 'integer', minimum: 1, maximum: 65536, default: 512 },
+    /** A reply not back by then fails the connection; its messages are sent again. */
+    replyTimeout: { ...duration, default: '10s' },
+  },
+} as const;
+
 export const configSchema = {
   $id: 'crowd-config',
-  $defs: { kafkaSink },
+  $defs: { kafkaSink, redisSink },
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -154,7 +182,10 @@ export const configSchema = {
         type: 'object',
         required: ['type'],
         properties: { type: { enum: ['kafka', 'redis', 'http'] } },
-        allOf: [{ if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } }],
+        allOf: [
+          { if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } },
+          { if: { properties: { type: { const: 'redis' } } }, then: { $ref: '#/$defs/redisSink' } },
+        ],
       },
     },
   },
