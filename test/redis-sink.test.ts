@@ -5,6 +5,7 @@ import test from 'ava';
 import type { Redis } from 'ioredis';
 import { decodeEnvelope } from '../src/envelope/envelope-codec.js';
 import { runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
+import { faultSeconds, recordFigures } from './helpers/figures.js';
 import { runLoad } from './helpers/load.js';
 import { post, rawRequest } from './helpers/raw-http.js';
 import { startRedis } from './helpers/redis.js';
@@ -263,7 +264,7 @@ for (const driver of ['native', 'js'] as const) {
     try {
       await sleep(1000);
       await redis.stop('SIGKILL');
-      await sleep(2000);
+      await sleep(faultSeconds(2, 30) * 1000);
       t.is((await rawRequest(crowd.port, post('/k', '{"during":"outage"}'))).status, 200);
       await redis.restart();
       await sleep(1000);
@@ -272,7 +273,10 @@ for (const driver of ['native', 'js'] as const) {
     }
     try {
       const report = await awaitStream(redis.client(), 'killed', result.acked);
-      t.log({ ...report, entries: undefined, refused: result.refused, clientErrors: result.errors });
+      recordFigures(t, `Redis SIGKILLed under load, restarted (${driver} writer)`, {
+        downSeconds: faultSeconds(2, 30), acknowledged: result.acked.size, missing: report.missing, duplicates: report.duplicates,
+        refused: result.refused, clientErrors: result.errors,
+      });
       t.true(result.acked.size > 1000);
       t.is(result.refused, 0);
       t.is(report.missing, 0);
