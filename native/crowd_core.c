@@ -2,6 +2,7 @@
  *
  * crc32c(buf[, seed])          -> checksum of a whole buffer
  * sealFrames(buf, start, end)  -> fills the checksum of every log frame in buf[start, end)
+ * jsonCheck(buf)               -> 0 valid UTF-8 JSON, 1 invalid UTF-8, 2 invalid JSON (json_check.c)
  *
  * sealFrames exists so a lane pays one JS->native crossing per group-commit batch, not one
  * per record (bench/micro/crc32c shows what that saves). The frame layout is the log's
@@ -11,6 +12,7 @@
 #include <node_api.h>
 #include <string.h>
 #include "crc32c.h"
+#include "json_check.h"
 
 #define FRAME_HEADER 12u
 #define FRAME_MAGIC 0x44575243u /* "CRWD" little-endian */
@@ -98,14 +100,30 @@ static napi_value js_seal_frames(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_json_check(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *data;
+  size_t len;
+  if (argc < 1 || !get_bytes(env, argv[0], &data, &len)) {
+    napi_throw_type_error(env, "CROWD_NATIVE", "jsonCheck expects a Uint8Array");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(napi_create_uint32(env, (uint32_t)crowd_json_check(data, len), &out));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"crc32c", NULL, js_crc32c, NULL, NULL, NULL, napi_default, NULL},
       {"sealFrames", NULL, js_seal_frames, NULL, NULL, NULL, napi_default, NULL},
+      {"jsonCheck", NULL, js_json_check, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value hw;
   if (napi_create_uint32(env, (uint32_t)crowd_crc32c_hw(), &hw) != napi_ok) return NULL;
-  if (napi_define_properties(env, exports, 2, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "hardwareCrc", hw) != napi_ok) return NULL;
   return exports;
 }

@@ -17,6 +17,7 @@ import { envelopeSize, routeFields, stringFieldBytes, writeEnvelope, writeEnvelo
 import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../../src/log/frame-layout.js';
 import { jsImpl, nativeImpl } from '../../src/native/crc32c.js';
 import { createRingBuffer, SpscRing } from '../../src/ring/spsc-ring.js';
+import { jsonCheckNative } from '../../src/native/json-check.js';
 import { nativeMessageEncoder, nativeRedis } from '../../src/native/redis-native.js';
 import { commandWriter, type MessageFormat } from '../../src/sinks/redis/redis-commands.js';
 import type { CommandBatch, ConnectionFactory, RedisConnection, RedisReply } from '../../src/sinks/redis/redis-connection.js';
@@ -64,6 +65,7 @@ export function microBench(time = 500): Bench {
     ring.release(readPos);
   });
   bench.add('json check: TextDecoder + JSON.parse 150 B', () => JSON.parse(utf8.decode(body)));
+  if (jsonCheckNative) bench.add('json check: native 150 B (the acceptor\'s)', () => jsonCheckNative!(body));
   return bench;
 }
 

@@ -15,6 +15,7 @@ import { ERRORS, type ErrorCode, type ErrorSpec } from '../errors.js';
 import { envelopeSizeFast, stringFieldBytes, writeEnvelopeFast } from '../envelope/envelope-writer.js';
 import { LaneControl, LaneState } from '../lanes/lane-control.js';
 import { RING_CONTROL_BYTES, SpscRing, reached } from '../ring/spsc-ring.js';
+import { JSON_BAD_UTF8, JSON_OK, jsonCheck } from '../native/json-check.js';
 import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
 import { sendError, sendInternalError, sendReceipt, sendReceiptNow } from './replies.js';
@@ -485,20 +486,23 @@ export class Acceptor {
       const denied = route.hmac.check(ctx.signature, body, Date.now());
       if (denied) return this.reject(res, denied, route, false, false);
     }
-    if (isJsonType(ctx.media) || route.key.kind === 'json') {
+    if (route.key.kind !== 'json' && isJsonType(ctx.media)) {
+      // Validate only (the common case): the native check builds no value (json-check.ts).
+      const verdict = jsonCheck(body);
+      if (verdict !== JSON_OK) return this.reject(res, verdict === JSON_BAD_UTF8 ? 'CROWD_BAD_UTF8' : 'CROWD_BAD_JSON', route, false, false);
+    } else if (route.key.kind === 'json') {
+      // The partition key is inside the body: parse it.
       let doc: unknown;
       try {
         doc = JSON.parse(utf8.decode(body));
       } catch (e) {
         return this.reject(res, e instanceof TypeError ? 'CROWD_BAD_UTF8' : 'CROWD_BAD_JSON', route, false, false);
       }
-      if (route.key.kind === 'json') {
-        const v = resolvePointer(doc, route.key.pointer);
-        if (typeof v === 'string') ctx.key = v;
-        else if (typeof v === 'number' || typeof v === 'boolean') ctx.key = String(v);
-        else if (v !== undefined && v !== null) return this.reject(res, 'CROWD_BAD_KEY', route, false, false);
-        if (this.rings.length > 1 && ctx.key !== '') ctx.lane = hashKey(ctx.key) % this.rings.length;
-      }
+      const v = resolvePointer(doc, route.key.pointer);
+      if (typeof v === 'string') ctx.key = v;
+      else if (typeof v === 'number' || typeof v === 'boolean') ctx.key = String(v);
+      else if (v !== undefined && v !== null) return this.reject(res, 'CROWD_BAD_KEY', route, false, false);
+      if (this.rings.length > 1 && ctx.key !== '') ctx.lane = hashKey(ctx.key) % this.rings.length;
     }
     const now = Date.now();
     const id = this.ids.next(now);
