@@ -17,13 +17,7 @@
 #define FRAME_HEADER 12u
 #define FRAME_MAGIC 0x44575243u /* "CRWD" little-endian */
 
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error(env, "CROWD_NATIVE", "N-API call failed: " #call);  \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
+#include "napi_check.h"
 
 static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   bool is_buf = false;

@@ -39,13 +39,7 @@
  * builds the same bytes from the decoded envelope (src/sinks/redis/redis-commands.ts +
  * resp-connection.ts); test/redis-commands.test.ts checks that they are identical. */
 
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error(env, "CROWD_NATIVE", "N-API call failed: " #call);  \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
+#include "napi_check.h"
 
 /* ---- hiredis <-> libuv: one uv_poll_t per connection ---- */
 typedef struct Poll {
