@@ -159,7 +159,7 @@ class SinkDriver {
       feed.tracker.done(f);
     } else if (o.kind === 'retry') {
       this.retries++;
-      const backoff = Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
+      const backoff = o.afterMs ?? Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
       setTimeout(() => {
         if (this.stopped) return;
         if (!this.trySend(feed, f, m)) feed.waiting.unshift({ f, m });
