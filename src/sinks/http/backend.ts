@@ -21,6 +21,12 @@ export type ServerState = 'healthy' | 'unhealthy' | 'draining';
 const EWMA_ALPHA = 0.2;
 /** Latency counted for a failed request (so a server that fails fast does not look fast). */
 const FAILURE_PENALTY_MS = 1000;
+/**
+ * Without new samples the latency estimate decays (e^(-idle/tau)): a server that looked slow
+ * once and then got no traffic is tried again, instead of being starved forever by its old
+ * average.
+ */
+const IDLE_DECAY_TAU_MS = 5000;
 
 export interface ServerInfo {
   id: string;
@@ -59,6 +65,7 @@ export class Backend {
   private checkFailures = 0;
   private requestFailures = 0;
   private timer: NodeJS.Timeout | null = null;
+  private lastSampleAt = Date.now();
   private checking = false;
   private onDrained: (() => void) | null = null;
 
@@ -69,11 +76,11 @@ export class Backend {
     readonly check: HealthCheckConfig,
     private readonly poolCfg: PoolConfig,
     private readonly log: Logger,
-    /** Latency a new server starts with (the pool's average), so it neither floods nor starves. */
-    initialEwmaMs: number,
+    /** The pool's latency average: where a new or recovered server starts, so it neither floods nor starves. */
+    private readonly poolLatency: () => number,
   ) {
     this.id = serverId(pool, origin.origin);
-    this.ewmaMs = initialEwmaMs;
+    this.ewmaMs = poolLatency();
     this.client = new Pool(origin.origin, { connections: poolCfg.connections, pipelining: poolCfg.pipelining, keepAliveTimeout: 10_000 });
   }
 
@@ -113,10 +120,15 @@ export class Backend {
   private setState(s: ServerState, why: string): void {
     if (this.state === s) return;
     const from = this.state;
+    // Back up: its failures' penalty says nothing about how fast it is now; start from the
+    // average of the others (taken before this one counts as healthy).
+    const restart = s === 'healthy' ? this.poolLatency() : 0;
     this.state = s;
     if (s === 'healthy') {
       this.everHealthy = true;
       this.requestFailures = 0;
+      this.ewmaMs = restart;
+      this.lastSampleAt = Date.now();
     } else {
       this.checkPasses = 0;
     }
@@ -152,6 +164,13 @@ export class Backend {
 
   private sample(ms: number): void {
     this.ewmaMs = this.ewmaMs === 0 ? ms : this.ewmaMs + EWMA_ALPHA * (ms - this.ewmaMs);
+    this.lastSampleAt = Date.now();
+  }
+
+  /** The latency average, decayed by the time since the last sample (what balancing uses). */
+  latencyEstimate(now: number): number {
+    const idle = now - this.lastSampleAt;
+    return idle <= 0 ? this.ewmaMs : this.ewmaMs * Math.exp(-idle / IDLE_DECAY_TAU_MS);
   }
 
   /** Takes new requests now. */

@@ -3,7 +3,7 @@
  * paused by a Retry-After), never one that is down or draining.
  *
  * p2c-ewma: two servers drawn at random, the one with the lower (in flight + 1) x latency
- * average wins: least outstanding requests, weighted by how fast each server answers, without
+ * average (decayed while a server gets no samples, see backend.ts) wins: least outstanding requests, weighted by how fast each server answers, without
  * the herding of always taking the global minimum. round-robin: in turn.
  * `avoid` (the server a retried message last failed on) is skipped when another one is there.
  */
@@ -32,10 +32,10 @@ export class Balancer {
     const i = Math.floor(Math.random() * c.length);
     let j = Math.floor(Math.random() * (c.length - 1));
     if (j >= i) j++;
-    return cost(c[i]) <= cost(c[j]) ? c[i] : c[j];
+    return cost(c[i], now) <= cost(c[j], now) ? c[i] : c[j];
   }
 }
 
-function cost(s: Backend): number {
-  return (s.inFlight + 1) * Math.max(s.ewmaMs, 0.01);
+function cost(s: Backend, now: number): number {
+  return (s.inFlight + 1) * Math.max(s.latencyEstimate(now), 0.01);
 }

@@ -47,6 +47,7 @@ export class PoolRuntime {
     return n;
   }
 
+  /** Latency average of the healthy servers that have one (0 when none has). */
   averageLatency(): number {
     const live = this.servers.filter((s) => s.ewmaMs > 0 && s.state === 'healthy');
     return live.length === 0 ? 0 : live.reduce((n, s) => n + s.ewmaMs, 0) / live.length;
@@ -94,7 +95,7 @@ export class PoolRegistry {
   }
 
   private add(p: PoolRuntime, origin: URL, source: 'config' | 'api', check: HealthCheckConfig): Backend {
-    const b = new Backend(p.name, origin, source, check, p.cfg, this.log, p.averageLatency());
+    const b = new Backend(p.name, origin, source, check, p.cfg, this.log, () => p.averageLatency());
     p.servers.push(b);
     this.byId.set(b.id, b);
     b.startChecks();
