@@ -26,8 +26,20 @@ interface Case {
   id: string;
   name: string;
   server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'fastify-kafkajs' | 'crowd';
-  /** crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh). */
-  sink?: 'kafka';
+  /**
+   * crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh), or to an http sink whose
+   * pool is one `backend` started for the case (bench/servers/<backend>.js).
+   */
+  sink?: 'kafka' | 'http';
+  backend?: 'http-backend';
+  /** Extra options of the case's sink (e.g. an http sink's `rate`, `concurrency`). */
+  sinkOptions?: Record<string, unknown>;
+  /** Offered load in requests/s (autocannon), when not derived from another case (rateOf). */
+  fixedRate?: number;
+  /** Forwarding: compare the end-to-end rate with this case's accepted (durable ingest) rate. */
+  ingestOf?: string;
+  /** Rate limit: the rate the backend saw over `windowS` full seconds of backlog, vs the sink's `rate`. */
+  measureBackendRate?: { windowS: number };
   /** Stop the broker for this case (crowd's ingest rate with its sink down). */
   kafkaDown?: boolean;
   /** After the load, wait until the sink has delivered everything: end-to-end rate. */
@@ -44,7 +56,7 @@ interface Case {
   ack?: 'memory' | 'durable';
   rateOf?: string;
   rateFraction?: number;
-  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number };
+  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number; forwardRatio?: number; rateTolerance?: number };
   baselineOf?: string;
 }
 
@@ -72,6 +84,10 @@ interface Outcome {
   drainS?: number;
   deliveryLatencyMs?: { p50: number; p99: number };
   ratioToBaselineE2E?: number;
+  /** endToEndPerSec / the accepted rate of the `ingestOf` case. */
+  forwardRatio?: number;
+  /** measureBackendRate: what the backend received per second over the window, and vs the limit. */
+  backendRate?: { perSec: number; limit: number; deviation: number; perSecond: number[] };
 }
 
 function args(): { only: string[] | null; duration: number | null } {
@@ -119,19 +135,19 @@ async function adminJson(port: number, p: string): Promise<any> {
   return p === '/metrics' ? r.text() : r.json();
 }
 
-/** After the load: waits until crowd's Kafka sink has delivered everything it accepted. */
-async function awaitDrain(adminPort: number, accepted: number): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
+/** After the load: waits until crowd's sink has delivered everything it accepted. */
+async function awaitDrain(adminPort: number, accepted: number, sink: string): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
   const t0 = performance.now();
   let delivered = 0;
   for (let i = 0; i < 1200; i++) {
     const st = await adminJson(adminPort, '/stats');
-    delivered = st.sinks?.kafka?.delivered ?? 0;
-    if (delivered >= accepted && st.sinks.kafka.backlogBytes === 0) break;
+    delivered = st.sinks?.[sink]?.delivered ?? 0;
+    if (delivered >= accepted && st.sinks[sink].backlogBytes === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const drainS = (performance.now() - t0) / 1000;
   const metrics: string = await adminJson(adminPort, '/metrics');
-  const q = (p: string) => Number(new RegExp(`crowd_sink_delivery_latency_seconds\\{sink="kafka",quantile="${p}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? 'NaN') * 1000;
+  const q = (p: string) => Number(new RegExp(`crowd_sink_delivery_latency_seconds\\{sink="${sink}",quantile="${p}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? 'NaN') * 1000;
   return { drainS, delivered, p50: q('0.5'), p99: q('0.99') };
 }
 
@@ -140,15 +156,46 @@ function pinned(c: Case, args: string[]): [string, string[]] {
   return c.cpus ? ['taskset', ['-c', c.cpus, process.execPath, ...args]] : [process.execPath, args];
 }
 
-async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; stop: () => Promise<void> }> {
+/** Spawns a node script and resolves once it printed "listening" or crowd's "started" line. */
+async function awaitListening(child: ChildProcess, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start`)), 20000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('listening') || out.includes('"event":"started"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited ${code}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; backendPort: number; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
   let dataDir: string | null = null;
+  let backend: ChildProcess | null = null;
+  const backendPort = port + 2000;
+  if (c.backend) {
+    backend = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.backend}.js`), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await awaitListening(backend, c.backend);
+  }
   if (c.server === 'crowd') {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
-    const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } } : {};
-    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
+    const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
+      : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } } : {};
+    const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '1s' } } } : {};
+    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
     child = spawn(cmd, args, {
       env: { ...process.env, CROWD_PORT: String(port), CROWD_ADMIN_PORT: String(port + 1000), CROWD_DATA_DIR: path.join(dataDir, 'data'), CROWD_LOG_LEVEL: 'info' },
@@ -159,26 +206,15 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
     const [cmd, args] = pinned(c, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra]);
     child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   }
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${c.server} did not start`)), 20000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('listening') || out.includes('"event":"started"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${c.server} exited ${code}`)));
-  });
+  await awaitListening(child, c.server);
   return {
     child,
     port,
     adminPort: port + 1000,
+    backendPort,
     stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
+      await stopChild(child);
+      if (backend) await stopChild(backend);
       if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -224,6 +260,19 @@ async function runAutocannon(c: Case, port: number, rate: number | undefined): P
   };
 }
 
+/**
+ * The rate the backend saw over `windowS` full seconds, skipping the first second it got
+ * traffic (partial) and stopping before the last one; the offered load keeps a backlog, so the
+ * sink's rate limit is the only brake.
+ */
+async function backendRate(port: number, windowS: number, limit: number): Promise<Outcome['backendRate']> {
+  const j = (await (await fetch(`http://127.0.0.1:${port}/count`)).json()) as { perSecond: Record<string, number> };
+  const secs = Object.keys(j.perSecond).map(Number).sort((a, b) => a - b);
+  const window = secs.slice(1, 1 + windowS).map((s) => j.perSecond[String(s)] ?? 0);
+  const perSec = Math.round(window.reduce((a, b) => a + b, 0) / Math.max(1, window.length));
+  return { perSec, limit, deviation: (perSec - limit) / limit, perSecond: window };
+}
+
 function table(outcomes: Outcome[], meta: Record<string, string>): string {
   const rows = outcomes.map((o) =>
     `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${o.verdict ?? ''} |`);
@@ -237,7 +286,7 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
     ...rows,
     '',
     ...(outcomes.some((o) => o.endToEndPerSec) ? [
-      '| case | accepted req/s | end-to-end msg/s (accepted and in Kafka) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
+      '| case | accepted req/s | end-to-end msg/s (accepted and delivered) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
       '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
       ...outcomes.filter((o) => o.endToEndPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.endToEndPerSec!.toLocaleString('en-US')} | ${o.drainS ?? ''} | ${o.deliveryLatencyMs ? `${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99}` : ''} | ${o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(2)}x` : ''} | ${o.verdict ?? ''} |`),
       '',
@@ -279,7 +328,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     const ticks0 = cpuTicks(srv.child.pid!);
     const t0 = performance.now();
-    const rate = c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined;
+    const rate = c.fixedRate ?? (c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined);
     const base = c.rateOf ? byId.get(c.rateOf) : undefined;
     const r = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
     const wall = (performance.now() - t0) / 1000;
@@ -287,12 +336,13 @@ async function main(): Promise<void> {
     const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
     if (c.measureDelivery) {
       const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
-      const d = await awaitDrain(srv.adminPort, accepted);
+      const d = await awaitDrain(srv.adminPort, accepted, c.sink ?? 'kafka');
       o.drainS = Number(d.drainS.toFixed(2));
       o.endToEndPerSec = Math.round(d.delivered / (o.durationS + d.drainS));
       o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
     }
     if (c.server === 'fastify-kafkajs') o.endToEndPerSec = o.reqPerSec;
+    if (c.measureBackendRate) o.backendRate = await backendRate(srv.backendPort, c.measureBackendRate.windowS, Number(c.sinkOptions?.rate));
     await srv.stop();
     if (c.kafkaDown) kafka('up');
     outcomes.push(o);
@@ -312,6 +362,15 @@ async function main(): Promise<void> {
   }
   for (const c of cases) {
     const o = byId.get(c.id);
+    const ingest = c.ingestOf ? byId.get(c.ingestOf) ?? o : undefined;
+    if (o?.endToEndPerSec && ingest) {
+      o.forwardRatio = o.endToEndPerSec / ingest.reqPerSec;
+      if (c.target?.forwardRatio) o.verdict = `${o.forwardRatio >= c.target.forwardRatio ? 'MET' : 'MISSED'} forwarded >= ${Math.round(c.target.forwardRatio * 100)}% of ${ingest.name} (${Math.round(o.forwardRatio * 100)}%)`;
+    }
+    if (o?.backendRate && c.target?.rateTolerance !== undefined) {
+      const d = o.backendRate.deviation;
+      o.verdict = `${Math.abs(d) <= c.target.rateTolerance ? 'MET' : 'MISSED'} backend saw ${o.backendRate.perSec}/s for a limit of ${o.backendRate.limit}/s (${d >= 0 ? '+' : ''}${(d * 100).toFixed(1)}%, tolerance ${c.target.rateTolerance * 100}%)`;
+    }
     const b = c.baselineOf ? byId.get(c.baselineOf) : undefined;
     if (o?.endToEndPerSec && b?.endToEndPerSec) {
       o.ratioToBaselineE2E = o.endToEndPerSec / b.endToEndPerSec;
