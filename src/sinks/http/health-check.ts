@@ -8,7 +8,7 @@ import net from 'node:net';
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from '../../config/types.js';
 
-const checkAgent = new Agent({ connections: 1, keepAliveTimeout: 30_000 });
+let checkAgent: Agent | null = null;
 
 export function runHealthCheck(origin: URL, check: HealthCheckConfig): Promise<string | null> {
   return check.type === 'tcp' ? tcpCheck(origin, check.timeoutMs) : httpCheck(origin, check.path, check.timeoutMs);
@@ -32,7 +32,7 @@ function tcpCheck(origin: URL, timeoutMs: number): Promise<string | null> {
 async function httpCheck(origin: URL, path: string, timeoutMs: number): Promise<string | null> {
   try {
     const res = await request(new URL(path, origin), {
-      method: 'GET', dispatcher: checkAgent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: { 'user-agent': 'crowd-health-check' },
+      method: 'GET', dispatcher: (checkAgent ??= new Agent({ connections: 1, keepAliveTimeout: 30_000 })), headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: { 'user-agent': 'crowd-health-check' },
     });
     await res.body.dump();
     return res.statusCode >= 200 && res.statusCode < 400 ? null : `GET ${path} answered ${res.statusCode}`;
@@ -42,6 +42,9 @@ async function httpCheck(origin: URL, path: string, timeoutMs: number): Promise<
   }
 }
 
-export function closeHealthChecks(): Promise<void> {
-  return checkAgent.close();
+/** Closes the health checks' connections (a later check opens new ones). */
+export async function closeHealthChecks(): Promise<void> {
+  const a = checkAgent;
+  checkAgent = null;
+  await a?.close();
 }
