@@ -99,9 +99,9 @@ export class AdminServer {
         }
         p.then(answer, (e: Error) => answer(json(500, { status: 'error', code: 'CROWD_INTERNAL', message: e.message })));
       };
-      if (!WITH_BODY.has(method)) return run(Buffer.alloc(0));
-      // Read the whole body (copying chunks: uWS reuses their memory); past the limit the rest
-      // is read and dropped, and the answer is 413 once the request has been read.
+      if (!hasBody) return run(Buffer.alloc(0));
+      // Read the whole body (copying chunks: uWS reuses their memory), whatever the method, before
+      // answering; past the limit the rest is read and dropped, and the answer is 413.
       const chunks: Buffer[] = [];
       let size = 0;
       res.onData((chunk, isLast) => {
