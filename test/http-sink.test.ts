@@ -277,24 +277,25 @@ test.serial('passive ejection: a server that fails requests in a row stops getti
   try {
     await until(async () => (await admin(crowd.adminPort, 'GET', '/servers')).body.every((s: { state: string }) => s.state === 'healthy'));
     const load = runLoad(crowd.port, '/leads', 4);
-    let servers: Array<{ port: number; state: string; lastError: string }> = [];
-    const badState = async () => {
-      servers = (await admin(crowd.adminPort, 'GET', '/servers')).body;
-      return servers.find((x) => x.port === bad.port)!.state;
+    type ServerRow = { port: number; state: string; lastError: string; failed: number; inFlight: number };
+    let row: ServerRow | undefined;
+    const readBad = async () => {
+      row = ((await admin(crowd.adminPort, 'GET', '/servers')).body as ServerRow[]).find((x) => x.port === bad.port)!;
+      return row;
     };
-    t.true(await until(async () => (await badState()) === 'unhealthy', 10_000, 50));
-    const ejectedAt = Date.now();
+    t.true(await until(async () => (await readBad()).state === 'unhealthy', 20_000, 50));
+    // One consistent snapshot (crowd's main thread): everything ever sent to it is either
+    // answered (failed) or in flight now.
+    const sentBeforeEjection = row!.failed + row!.inFlight;
     await sleep(1000);
     const result = await load.stop();
     const report = await awaitAll(result.acked, [good]);
     t.is(report.missing, 0, 'everything reached the good server');
-    t.is(await badState(), 'unhealthy');
-    t.regex(servers.find((x) => x.port === bad.port)!.lastError, /answered 500/);
-    t.log({ toBad: bad.received.length, toGood: good.received.length });
-    // Requests already in flight when the third failure came back may still fail there; nothing
-    // is sent to it later.
-    t.true(bad.received.length >= 3 && bad.received.length <= 3 + 16, `${bad.received.length} sent to the failing server`);
-    t.is(bad.received.filter((r) => r.at > ejectedAt + 200).length, 0, 'nothing sent after the ejection');
+    t.is((await readBad()).state, 'unhealthy');
+    t.regex(row!.lastError, /answered 500/);
+    t.log({ toBad: bad.received.length, sentBeforeEjection, toGood: good.received.length });
+    t.true(sentBeforeEjection >= 3, 'ejected after 3 failures in a row (more may have been in flight)');
+    t.is(bad.received.length, sentBeforeEjection, 'nothing sent to it after the ejection');
   } finally {
     await stopCrowd(crowd);
     await Promise.all([good.kill(), bad.kill()]);

@@ -34,6 +34,8 @@ interface Case {
   backend?: 'http-backend';
   /** Extra options of the case's sink (e.g. an http sink's `rate`, `concurrency`). */
   sinkOptions?: Record<string, unknown>;
+  /** Extra options of an http sink's pool (e.g. `connections`, `pipelining`). */
+  poolOptions?: Record<string, unknown>;
   /** Offered load in requests/s (autocannon), when not derived from another case (rateOf). */
   fixedRate?: number;
   /** Forwarding: compare the end-to-end rate with this case's accepted (durable ingest) rate. */
@@ -194,7 +196,7 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
     const cfg = path.join(dataDir, 'bench.json');
     const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
       : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } } : {};
-    const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '1s' } } } : {};
+    const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '1s' }, ...c.poolOptions } } : {};
     fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
     child = spawn(cmd, args, {

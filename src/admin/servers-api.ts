@@ -2,7 +2,7 @@
  * The admin API's server registration endpoints, as plain functions of the request body and
  * the pool registry (admin-server.ts does the HTTP):
  *   POST /servers          {"pool","ip","port","scheme"?,"check"?}  201 {"id",...} (200 when already there)
- *   DELETE /servers/:id    202 {"id","state":"draining"}: the server drains, then leaves
+ *   DELETE /servers/:id    202 {"id","state":"draining",...}: the server drains, then leaves
  *   GET /servers           [{id, pool, ip, port, url, state, source, inFlight, success, failed, latencyMs, lastError}]
  *   GET /stats/detail      [{id, pool, ip, port, state, success, failed, inFlight, latencyMs}]
  * Bodies are validated with ajv against serverRegistrationSchema (src/config/schema.ts).
@@ -50,7 +50,7 @@ export function registerServer(registry: PoolRegistry, body: Buffer): AdminAnswe
 export function removeServer(registry: PoolRegistry, id: string): AdminAnswer {
   const s = registry.remove(id);
   if (!s) return errorAnswer('CROWD_UNKNOWN_SERVER', `no server "${id}"`);
-  return json(202, { id: s.id, state: s.state, inFlight: s.inFlight });
+  return json(202, s);
 }
 
 export function listServers(registry: PoolRegistry): AdminAnswer {

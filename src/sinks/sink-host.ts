@@ -79,7 +79,22 @@ class SinkDriver {
   }
 
   start(): void {
+    this.sink.setWakeUp?.(() => this.wake());
     this.pump();
+  }
+
+  private wakeQueued = false;
+
+  /** The sink can take messages again: pump on the next turn rather than at the next poll. */
+  private wake(): void {
+    if (this.stopped || this.wakeQueued) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      if (this.stopped) return;
+      if (this.timer) clearTimeout(this.timer);
+      this.pump();
+    });
   }
 
   stop(): void {

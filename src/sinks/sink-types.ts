@@ -40,4 +40,9 @@ export interface Sink {
   send(m: OutboundMessage, done: (o: DeliveryOutcome) => void): boolean;
   health(): SinkHealth;
   close(): Promise<void>;
+  /**
+   * Optional: the host gives a sink that refuses messages (send() false: a concurrency limit)
+   * a wake-up to call when it can take more, so they go at once instead of at the next poll.
+   */
+  setWakeUp?(wake: () => void): void;
 }
