@@ -32,6 +32,11 @@ interface Case {
    */
   sink?: 'kafka' | 'http';
   backend?: 'http-backend';
+  /**
+   * Start the backend only after the load: crowd stores a backlog with its pool's only server
+   * down, then the measure is how fast the sink forwards that backlog on its own (drainPerSec).
+   */
+  backendAfterLoad?: boolean;
   /** Extra options of the case's sink (e.g. an http sink's `rate`, `concurrency`). */
   sinkOptions?: Record<string, unknown>;
   /** Extra options of an http sink's pool (e.g. `connections`, `pipelining`). */
@@ -86,8 +91,10 @@ interface Outcome {
   drainS?: number;
   deliveryLatencyMs?: { p50: number; p99: number };
   ratioToBaselineE2E?: number;
-  /** endToEndPerSec / the accepted rate of the `ingestOf` case. */
+  /** endToEndPerSec (or drainPerSec) / the accepted rate of the `ingestOf` case. */
   forwardRatio?: number;
+  /** backendAfterLoad: messages forwarded per second, from the first delivery to the last. */
+  drainPerSec?: number;
   /** measureBackendRate: what the backend received per second over the window, and vs the limit. */
   backendRate?: { perSec: number; limit: number; deviation: number; perSecond: number[] };
 }
@@ -181,22 +188,24 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; backendPort: number; stop: () => Promise<void> }> {
+async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; adminPort: number; backendPort: number; startBackend: () => Promise<void>; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
   let dataDir: string | null = null;
   let backend: ChildProcess | null = null;
   const backendPort = port + 2000;
-  if (c.backend) {
+  const startBackend = async () => {
+    if (!c.backend || backend) return;
     backend = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.backend}.js`), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await awaitListening(backend, c.backend);
-  }
+  };
+  if (!c.backendAfterLoad) await startBackend();
   if (c.server === 'crowd') {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
     const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
       : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } } : {};
-    const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '1s' }, ...c.poolOptions } } : {};
+    const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '200ms' }, ...c.poolOptions } } : {};
     fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
     child = spawn(cmd, args, {
@@ -214,6 +223,7 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
     port,
     adminPort: port + 1000,
     backendPort,
+    startBackend,
     stop: async () => {
       await stopChild(child);
       if (backend) await stopChild(backend);
@@ -262,6 +272,22 @@ async function runAutocannon(c: Case, port: number, rate: number | undefined): P
   };
 }
 
+/** A backlog's forwarding rate: delivered messages per second from the first delivery to the last. */
+async function forwardRate(adminPort: number, accepted: number, sink: string): Promise<number> {
+  let first = 0;
+  let firstAt = 0;
+  let delivered = 0;
+  for (let i = 0; i < 1200 && delivered < accepted; i++) {
+    delivered = (await adminJson(adminPort, '/stats')).sinks?.[sink]?.delivered ?? 0;
+    if (firstAt === 0 && delivered > 0) {
+      first = delivered;
+      firstAt = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return Math.round((delivered - first) / ((performance.now() - firstAt) / 1000));
+}
+
 /**
  * The rate the backend saw over `windowS` full seconds, skipping the first second it got
  * traffic (partial) and stopping before the last one; the offered load keeps a backlog, so the
@@ -287,6 +313,12 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows,
     '',
+    ...(outcomes.some((o) => o.drainPerSec) ? [
+      '| case | accepted req/s (sink\'s only server down) | then forwarded msg/s (backlog, server up) | vs durable ingest | target |',
+      '| --- | ---: | ---: | ---: | --- |',
+      ...outcomes.filter((o) => o.drainPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.drainPerSec!.toLocaleString('en-US')} | ${o.forwardRatio ? `${Math.round(o.forwardRatio * 100)}%` : ''} | ${o.verdict ?? ''} |`),
+      '',
+    ] : []),
     ...(outcomes.some((o) => o.endToEndPerSec) ? [
       '| case | accepted req/s | end-to-end msg/s (accepted and delivered) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
       '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
@@ -336,7 +368,11 @@ async function main(): Promise<void> {
     const wall = (performance.now() - t0) / 1000;
     const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
     const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
-    if (c.measureDelivery) {
+    if (c.backendAfterLoad) {
+      const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
+      await srv.startBackend();
+      o.drainPerSec = await forwardRate(srv.adminPort, accepted, c.sink ?? 'http');
+    } else if (c.measureDelivery) {
       const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
       const d = await awaitDrain(srv.adminPort, accepted, c.sink ?? 'kafka');
       o.drainS = Number(d.drainS.toFixed(2));
@@ -365,8 +401,9 @@ async function main(): Promise<void> {
   for (const c of cases) {
     const o = byId.get(c.id);
     const ingest = c.ingestOf ? byId.get(c.ingestOf) ?? o : undefined;
-    if (o?.endToEndPerSec && ingest) {
-      o.forwardRatio = o.endToEndPerSec / ingest.reqPerSec;
+    const forwarded = o?.drainPerSec ?? o?.endToEndPerSec;
+    if (o && forwarded && ingest) {
+      o.forwardRatio = forwarded / ingest.reqPerSec;
       if (c.target?.forwardRatio) o.verdict = `${o.forwardRatio >= c.target.forwardRatio ? 'MET' : 'MISSED'} forwarded >= ${Math.round(c.target.forwardRatio * 100)}% of ${ingest.name} (${Math.round(o.forwardRatio * 100)}%)`;
     }
     if (o?.backendRate && c.target?.rateTolerance !== undefined) {
