@@ -301,3 +301,21 @@ test.serial('passive ejection: a server that fails requests in a row stops getti
     await Promise.all([good.kill(), bad.kill()]);
   }
 });
+
+test.serial('ack: delivered: the client gets its 200 only once the backend answered 2xx', async (t) => {
+  const [b] = await startBackends(1);
+  b.behave = () => ({ status: 200, delayMs: 300 });
+  const crowd = await startCrowd({ config: httpConfig([b.url], {}, {}, { ack: 'delivered' }) });
+  try {
+    await until(async () => (await admin(crowd.adminPort, 'GET', '/servers')).body[0].state === 'healthy');
+    const r = await rawRequest(crowd.port, post('/leads', '{"n":1}'), 1000);
+    t.is(r.status, 200);
+    const id = idOf(r.body);
+    // Answered only after the backend's (delayed) 2xx: by then it has received and answered it.
+    t.true(b.ids().has(id));
+    t.is(b.finished, 1);
+  } finally {
+    await stopCrowd(crowd);
+    await b.kill();
+  }
+});
