@@ -308,9 +308,10 @@ test.serial('ack: delivered: the client gets its 200 only once the backend answe
   const crowd = await startCrowd({ config: httpConfig([b.url], {}, {}, { ack: 'delivered' }) });
   try {
     await until(async () => (await admin(crowd.adminPort, 'GET', '/servers')).body[0].state === 'healthy');
-    const r = await rawRequest(crowd.port, post('/leads', '{"n":1}'), 1000);
+    // fetch resolves as soon as the answer arrives (rawRequest waits for silence).
+    const r = await fetch(`http://127.0.0.1:${crowd.port}/leads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' });
     t.is(r.status, 200);
-    const id = idOf(r.body);
+    const id = idOf(await r.text());
     // Answered only after the backend's (delayed) 2xx: by then it has received and answered it.
     t.true(b.ids().has(id));
     t.is(b.finished, 1);
