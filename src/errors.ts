@@ -34,6 +34,11 @@ export const ERRORS = {
   CROWD_ACK_TIMEOUT: { status: 503, message: 'message not confirmed in time; it may or may not be stored', retryAfter: true },
   CROWD_NOT_READY: { status: 503, message: 'not ready', retryAfter: true },
   CROWD_INTERNAL: { status: 500, message: 'internal error' },
+  CROWD_INVALID_REQUEST: { status: 400, message: 'request does not have the expected shape' },
+  CROWD_TARGET_FORBIDDEN: { status: 403, message: 'address not allowed as a server (loopback, link-local, metadata or another non-routable class)' },
+  CROWD_UNKNOWN_POOL: { status: 404, message: 'no such pool' },
+  CROWD_UNKNOWN_SERVER: { status: 404, message: 'no such server' },
+  CROWD_SERVER_CONFLICT: { status: 409, message: 'this server is draining; register it again once it has left' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -46,7 +51,8 @@ export const ERROR_BODIES: Readonly<Record<ErrorCode, string>> = Object.freeze(
 );
 
 const REASONS: Record<number, string> = {
-  200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed',
+  200: 'OK', 201: 'Created', 202: 'Accepted', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
+  405: 'Method Not Allowed', 409: 'Conflict',
   413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

@@ -29,6 +29,8 @@ import { createRingBuffer, SpscRing } from './ring/spsc-ring.js';
 import { addHistograms, snapshotHistogram } from './stats/histogram.js';
 import { SinkHost, type SinkStats } from './sinks/sink-host.js';
 import { createSink } from './sinks/create-sink.js';
+import type { ServerInfo } from './sinks/http/backend.js';
+import { PoolRegistry } from './sinks/http/pool-registry.js';
 
 const LANE_STATE_NAMES = ['starting', 'ready', 'unwritable', 'stopped', 'failed'];
 const MAX_LANE_RESTARTS = 5;
@@ -61,6 +63,8 @@ export class Crowd implements StatsSource {
   private snapshotSeq = 0;
   private readonly snapshotWaiters = new Map<number, { left: number; parts: AcceptorSnapshot[]; done: (s: AcceptorSnapshot[]) => void }>();
   readonly recovery: RecoveryReport[] = [];
+  /** HTTP backend pools (http sinks, POST/DELETE/GET /servers on the admin API). */
+  readonly servers: PoolRegistry;
 
   private constructor(readonly config: CrowdConfig, private readonly log: Logger) {
     const { lanes, acceptors } = config.threads;
@@ -68,6 +72,7 @@ export class Crowd implements StatsSource {
     this.ringBuffers = Array.from({ length: lanes }, () => Array.from({ length: acceptors }, () => createRingBuffer(config.ingest.ringBytes)));
     this.ringViews = this.ringBuffers.map((row) => row.map((s) => new SpscRing(s)));
     this.laneRestarts = new Array(lanes).fill(0);
+    this.servers = new PoolRegistry(config.pools, config.dataDir, config.admin.allowPrivateTargets, log);
     const sinkCount = Object.keys(config.sinks).length;
     this.sinkWatermarks = sinkCount > 0 ? new SharedArrayBuffer(8 * sinkCount * lanes) : null;
     this.sinkWakes = sinkCount > 0 ? Array.from({ length: acceptors }, () => new MessageChannel()) : [];
@@ -108,12 +113,13 @@ export class Crowd implements StatsSource {
     const moved = new CursorStore(c.dataDir).clampToEnds(ends);
     for (const m of moved) this.log.warn({ event: 'cursor_clamped', ...m }, 'consumer cursor was ahead of the log; pulled back to its end');
 
+    this.servers.start();
     if (Object.keys(c.sinks).length > 0) await this.startSinks();
 
     const ports: number[] = [];
     for (let a = 0; a < c.threads.acceptors; a++) ports.push(await this.startAcceptor(a, lanePortsForAcceptors[a]));
     this.ingestPort = ports[0];
-    this.admin = new AdminServer(c, this, createMetrics(this));
+    this.admin = new AdminServer(c, this, createMetrics(this), this.servers);
     this.adminPort = await this.admin.listen();
     this.log.info(
       { event: 'started', ingest: `${c.listen.host}:${this.ingestPort}`, admin: `${c.admin.host}:${this.adminPort}`, dataDir: c.dataDir, threads: c.threads, config: c.source },
@@ -171,7 +177,7 @@ export class Crowd implements StatsSource {
    * without a HandleScope"), and this thread is otherwise idle.
    */
   private async startSinks(): Promise<void> {
-    const sinks = Object.entries(this.config.sinks).map(([name, cfg]) => createSink(name, cfg, this.log));
+    const sinks = Object.entries(this.config.sinks).map(([name, cfg]) => createSink(name, cfg, { log: this.log, pools: this.servers }));
     this.sinkHost = new SinkHost(this.config, this.log, this.controls.map((c) => c.sab), this.sinkWatermarks!, this.sinkWakes.map((ch) => ch.port1), sinks);
     await this.sinkHost.start();
   }
@@ -224,6 +230,14 @@ export class Crowd implements StatsSource {
   }
 
   // ---- StatsSource -------------------------------------------------------------------
+
+  serverList(): ServerInfo[] {
+    return this.servers.list();
+  }
+
+  serverTotals(): { success: number; failed: number } {
+    return this.servers.totals();
+  }
 
   readiness(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
@@ -324,6 +338,7 @@ export class Crowd implements StatsSource {
     for (const c of this.controls) c.requestStop();
     await Promise.all(this.laneRuns.map((r) => r.catch(() => {})));
     await this.sinkHost?.stop();
+    await this.servers.close();
     for (const a of this.acceptors.filter(Boolean)) a.worker.postMessage({ type: 'close' });
     await Promise.all(
       this.acceptors.filter(Boolean).map((a) =>

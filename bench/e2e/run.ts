@@ -31,12 +31,32 @@ interface Case {
   id: string;
   name: string;
   server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'fastify-kafkajs' | 'fastify-ioredis' | 'crowd';
-  /** crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh) or a Redis stream. */
-  sink?: 'kafka' | 'redis';
+  /**
+   * crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh), a Redis stream (the
+   * case's own redis-server), or an http sink whose pool is one `backend` started for the case
+   * (bench/servers/<backend>.js).
+   */
+  sink?: 'kafka' | 'redis' | 'http';
   /** Redis sink: which writer (default: the sink's `auto`). */
   redisDriver?: 'native' | 'js';
   /** Stop the case's redis-server before crowd starts (crowd's ingest rate with its sink down). */
   redisDown?: boolean;
+  backend?: 'http-backend';
+  /**
+   * Start the backend only after the load: crowd stores a backlog with its pool's only server
+   * down, then the measure is how fast the sink forwards that backlog on its own (drainPerSec).
+   */
+  backendAfterLoad?: boolean;
+  /** Extra options of the case's sink (e.g. an http sink's `rate`, `concurrency`). */
+  sinkOptions?: Record<string, unknown>;
+  /** Extra options of an http sink's pool (e.g. `connections`, `pipelining`). */
+  poolOptions?: Record<string, unknown>;
+  /** Offered load in requests/s (autocannon), when not derived from another case (rateOf). */
+  fixedRate?: number;
+  /** Forwarding: compare the end-to-end rate with this case's accepted (durable ingest) rate. */
+  ingestOf?: string;
+  /** Rate limit: the rate the backend saw over `windowS` full seconds of backlog, vs the sink's `rate`. */
+  measureBackendRate?: { windowS: number };
   /** Stop the broker for this case (crowd's ingest rate with its sink down). */
   kafkaDown?: boolean;
   /** After the load, wait until the sink has delivered everything: end-to-end rate. */
@@ -53,7 +73,7 @@ interface Case {
   ack?: 'memory' | 'durable';
   rateOf?: string;
   rateFraction?: number;
-  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number };
+  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number; forwardRatio?: number; rateTolerance?: number };
   baselineOf?: string;
 }
 
@@ -81,6 +101,12 @@ interface Outcome {
   drainS?: number;
   deliveryLatencyMs?: { p50: number; p99: number };
   ratioToBaselineE2E?: number;
+  /** endToEndPerSec (or drainPerSec) / the accepted rate of the `ingestOf` case. */
+  forwardRatio?: number;
+  /** backendAfterLoad: messages forwarded per second, from the first delivery to the last. */
+  drainPerSec?: number;
+  /** measureBackendRate: what the backend received per second over the window, and vs the limit. */
+  backendRate?: { perSec: number; limit: number; deviation: number; perSecond: number[] };
 }
 
 function args(): { only: string[] | null; duration: number | null } {
@@ -128,7 +154,7 @@ async function adminJson(port: number, p: string): Promise<any> {
   return p === '/metrics' ? r.text() : r.json();
 }
 
-/** After the load: waits until crowd's sink (named after its type) has delivered everything it accepted. */
+/** After the load: waits until crowd's sink has delivered everything it accepted. */
 async function awaitDrain(adminPort: number, accepted: number, sink: string): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
   const t0 = performance.now();
   let delivered = 0;
@@ -149,17 +175,49 @@ function pinned(c: Case, args: string[]): [string, string[]] {
   return c.cpus ? ['taskset', ['-c', c.cpus, process.execPath, ...args]] : [process.execPath, args];
 }
 
-async function startServer(c: Case, redis: RedisServer | null): Promise<{ child: ChildProcess; port: number; adminPort: number; stop: () => Promise<void> }> {
+/** Spawns a node script and resolves once it printed "listening" or crowd's "started" line. */
+async function awaitListening(child: ChildProcess, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start`)), 20000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('listening') || out.includes('"event":"started"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited ${code}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function startServer(c: Case, redis: RedisServer | null): Promise<{ child: ChildProcess; port: number; adminPort: number; backendPort: number; startBackend: () => Promise<void>; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
   let dataDir: string | null = null;
+  let backend: ChildProcess | null = null;
+  const backendPort = port + 2000;
+  const startBackend = async () => {
+    if (!c.backend || backend) return;
+    backend = spawn(process.execPath, [path.join(repo, `dist/bench/servers/${c.backend}.js`), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await awaitListening(backend, c.backend);
+  };
+  if (!c.backendAfterLoad) await startBackend();
   if (c.server === 'crowd') {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
     const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
       : c.sink === 'redis' ? { redis: { type: 'redis', url: redis!.url, stream: `bench-${c.id}`, ...(c.redisDriver ? { driver: c.redisDriver } : {}) } }
-      : {};
-    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
+      : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } } : {};
+    const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '200ms' }, ...c.poolOptions } } : {};
+    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
     child = spawn(cmd, args, {
       env: { ...process.env, CROWD_PORT: String(port), CROWD_ADMIN_PORT: String(port + 1000), CROWD_DATA_DIR: path.join(dataDir, 'data'), CROWD_LOG_LEVEL: 'info' },
@@ -172,26 +230,16 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
     const [cmd, args] = pinned(c, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra]);
     child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   }
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${c.server} did not start`)), 20000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('listening') || out.includes('"event":"started"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${c.server} exited ${code}`)));
-  });
+  await awaitListening(child, c.server);
   return {
     child,
     port,
     adminPort: port + 1000,
+    backendPort,
+    startBackend,
     stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
+      await stopChild(child);
+      if (backend) await stopChild(backend);
       if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -237,6 +285,35 @@ async function runAutocannon(c: Case, port: number, rate: number | undefined): P
   };
 }
 
+/** A backlog's forwarding rate: delivered messages per second from the first delivery to the last. */
+async function forwardRate(adminPort: number, accepted: number, sink: string): Promise<number> {
+  let first = 0;
+  let firstAt = 0;
+  let delivered = 0;
+  for (let i = 0; i < 1200 && delivered < accepted; i++) {
+    delivered = (await adminJson(adminPort, '/stats')).sinks?.[sink]?.delivered ?? 0;
+    if (firstAt === 0 && delivered > 0) {
+      first = delivered;
+      firstAt = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return Math.round((delivered - first) / ((performance.now() - firstAt) / 1000));
+}
+
+/**
+ * The rate the backend saw over `windowS` full seconds, skipping the first second it got
+ * traffic (partial) and stopping before the last one; the offered load keeps a backlog, so the
+ * sink's rate limit is the only brake.
+ */
+async function backendRate(port: number, windowS: number, limit: number): Promise<Outcome['backendRate']> {
+  const j = (await (await fetch(`http://127.0.0.1:${port}/count`)).json()) as { perSecond: Record<string, number> };
+  const secs = Object.keys(j.perSecond).map(Number).sort((a, b) => a - b);
+  const window = secs.slice(1, 1 + windowS).map((s) => j.perSecond[String(s)] ?? 0);
+  const perSec = Math.round(window.reduce((a, b) => a + b, 0) / Math.max(1, window.length));
+  return { perSec, limit, deviation: (perSec - limit) / limit, perSecond: window };
+}
+
 function table(outcomes: Outcome[], meta: Record<string, string>): string {
   const rows = outcomes.map((o) =>
     `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${o.verdict ?? ''} |`);
@@ -249,8 +326,14 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows,
     '',
+    ...(outcomes.some((o) => o.drainPerSec) ? [
+      '| case | accepted req/s (sink\'s only server down) | then forwarded msg/s (backlog, server up) | vs durable ingest | target |',
+      '| --- | ---: | ---: | ---: | --- |',
+      ...outcomes.filter((o) => o.drainPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.drainPerSec!.toLocaleString('en-US')} | ${o.forwardRatio ? `${Math.round(o.forwardRatio * 100)}%` : ''} | ${o.verdict ?? ''} |`),
+      '',
+    ] : []),
     ...(outcomes.some((o) => o.endToEndPerSec) ? [
-      '| case | accepted req/s | end-to-end msg/s (accepted and in the sink) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
+      '| case | accepted req/s | end-to-end msg/s (accepted and delivered) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
       '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
       ...outcomes.filter((o) => o.endToEndPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.endToEndPerSec!.toLocaleString('en-US')} | ${o.drainS ?? ''} | ${o.deliveryLatencyMs ? `${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99}` : ''} | ${o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(2)}x` : ''} | ${o.verdict ?? ''} |`),
       '',
@@ -294,13 +377,17 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     const ticks0 = cpuTicks(srv.child.pid!);
     const t0 = performance.now();
-    const rate = c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined;
+    const rate = c.fixedRate ?? (c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined);
     const base = c.rateOf ? byId.get(c.rateOf) : undefined;
     const r = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
     const wall = (performance.now() - t0) / 1000;
     const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
     const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
-    if (c.measureDelivery) {
+    if (c.backendAfterLoad) {
+      const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
+      await srv.startBackend();
+      o.drainPerSec = await forwardRate(srv.adminPort, accepted, c.sink ?? 'http');
+    } else if (c.measureDelivery) {
       const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
       const d = await awaitDrain(srv.adminPort, accepted, c.sink ?? 'kafka');
       o.drainS = Number(d.drainS.toFixed(2));
@@ -308,6 +395,7 @@ async function main(): Promise<void> {
       o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
     }
     if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis') o.endToEndPerSec = o.reqPerSec;
+    if (c.measureBackendRate) o.backendRate = await backendRate(srv.backendPort, c.measureBackendRate.windowS, Number(c.sinkOptions?.rate));
     await srv.stop();
     await redis?.stop();
     if (c.kafkaDown) kafka('up');
@@ -328,6 +416,16 @@ async function main(): Promise<void> {
   }
   for (const c of cases) {
     const o = byId.get(c.id);
+    const ingest = c.ingestOf ? byId.get(c.ingestOf) ?? o : undefined;
+    const forwarded = o?.drainPerSec ?? o?.endToEndPerSec;
+    if (o && forwarded && ingest) {
+      o.forwardRatio = forwarded / ingest.reqPerSec;
+      if (c.target?.forwardRatio) o.verdict = `${o.forwardRatio >= c.target.forwardRatio ? 'MET' : 'MISSED'} forwarded >= ${Math.round(c.target.forwardRatio * 100)}% of ${ingest.name} (${Math.round(o.forwardRatio * 100)}%)`;
+    }
+    if (o?.backendRate && c.target?.rateTolerance !== undefined) {
+      const d = o.backendRate.deviation;
+      o.verdict = `${Math.abs(d) <= c.target.rateTolerance ? 'MET' : 'MISSED'} backend saw ${o.backendRate.perSec}/s for a limit of ${o.backendRate.limit}/s (${d >= 0 ? '+' : ''}${(d * 100).toFixed(1)}%, tolerance ${c.target.rateTolerance * 100}%)`;
+    }
     const b = c.baselineOf ? byId.get(c.baselineOf) : undefined;
     if (o?.endToEndPerSec && b?.endToEndPerSec) {
       o.ratioToBaselineE2E = o.endToEndPerSec / b.endToEndPerSec;

@@ -1,18 +1,33 @@
 /**
  * The admin API, on its own listener (127.0.0.1:2105 by default), never on the ingest port:
- * GET /healthz, /readyz, /stats, /metrics. When `admin.token` is set every admin request needs
- * `Authorization: Bearer <token>` (compared in constant time).
+ * GET /healthz, /readyz, /stats, /stats/detail, /metrics; POST/GET /servers and
+ * DELETE /servers/:id (src/admin/servers-api.ts). When `admin.token` is set every admin
+ * request needs `Authorization: Bearer <token>` (compared in constant time); the config
+ * refuses a non-loopback admin.host without a token.
+ *
+ * uWS rules kept here: a `res` is never touched after it is answered or aborted (onAborted is
+ * registered before any asynchronous step), handlers never throw into uWS, HEAD answers use
+ * endWithoutBody(0) only, and a refusal that leaves a request body unread is answered on the
+ * next loop turn with the connection closed (answering at once lets this uWS build parse the
+ * unread body as further requests; see src/acceptor/acceptor.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { Registry } from 'prom-client';
 import { loadUws } from '../acceptor/uws.js';
+import { sendError } from '../acceptor/replies.js';
 import type { CrowdConfig } from '../config/types.js';
-import { ERRORS, ERROR_BODIES, statusLine, type ErrorCode } from '../errors.js';
+import { statusLine, type ErrorCode } from '../errors.js';
+import type { PoolRegistry } from '../sinks/http/pool-registry.js';
+import { errorAnswer, json, listServers, registerServer, removeServer, serverDetail, type AdminAnswer } from './servers-api.js';
 import type { StatsSource } from './stats-source.js';
+
+/** Largest admin request body (a server registration is a few hundred bytes). */
+const MAX_ADMIN_BODY = 65536;
 
 export interface StatsDocument {
   client: { success: number; failed: number };
+  server: { success: number; failed: number };
   routes: Record<string, { topic: string; byStatus: Record<string, number> }>;
   refusals: Record<string, number>;
   pending: number;
@@ -25,6 +40,7 @@ export async function statsDocument(src: StatsSource): Promise<StatsDocument> {
   const lanes = src.lanes();
   return {
     client: { success: a.success, failed: a.failed },
+    server: src.serverTotals(),
     routes: a.routes,
     refusals: a.byCode,
     pending: a.pending,
@@ -43,64 +59,104 @@ function tokenMatches(header: string, token: string): boolean {
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
+/** A handler gets the request body (methods that carry one) and the path parameter (":id"). */
+type Handler = (body: Buffer, param: string) => Promise<AdminAnswer> | AdminAnswer;
+type Methods = Partial<Record<'get' | 'post' | 'delete', Handler>>;
+
+const WITH_BODY = new Set(['post', 'put', 'patch']);
+
 export class AdminServer {
   private readonly uws = loadUws();
   private readonly app: TemplatedApp;
   private socket: us_listen_socket | null = null;
 
-  constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry) {
+  constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry, private readonly servers: PoolRegistry) {
     this.app = this.uws.App();
     this.app.any('/*', (res, req) => {
       const method = req.getMethod();
       const url = req.getUrl();
+      const head = method === 'head';
+      const hasBody = WITH_BODY.has(method) || req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
       const token = this.config.admin.token;
-      if (token && !tokenMatches(req.getHeader('authorization'), token)) {
-        return this.error(res, 'CROWD_UNAUTHORIZED', method === 'head');
-      }
-      const handler = this.routes[url];
-      if (!handler) return this.error(res, 'CROWD_NOT_FOUND', method === 'head');
-      if (method !== 'get') {
-        return this.error(res, 'CROWD_METHOD_NOT_ALLOWED', method === 'head', 'GET');
-      }
-      let aborted = false;
-      res.onAborted(() => (aborted = true));
-      handler().then(
-        ({ status, type, body }) => {
-          if (aborted) return;
-          res.cork(() => res.writeStatus(statusLine(status)).writeHeader('Content-Type', type).end(body));
-        },
-        (e: Error) => {
-          if (!aborted) this.json(res, 500, { status: 'error', code: 'CROWD_INTERNAL', message: e.message });
-        },
-      );
+      if (token && !tokenMatches(req.getHeader('authorization'), token)) return this.refuse(res, 'CROWD_UNAUTHORIZED', head, hasBody);
+      const { methods, param } = this.resolve(url);
+      if (!methods) return this.refuse(res, 'CROWD_NOT_FOUND', head, hasBody);
+      const handler = methods[method as keyof Methods];
+      if (!handler) return this.refuse(res, 'CROWD_METHOD_NOT_ALLOWED', head, hasBody, Object.keys(methods).map((m) => m.toUpperCase()).join(', '));
+      let closed = false;
+      res.onAborted(() => (closed = true));
+      const answer = (a: AdminAnswer) => {
+        if (closed) return;
+        closed = true;
+        res.cork(() => res.writeStatus(statusLine(a.status)).writeHeader('Content-Type', a.type).end(a.body));
+      };
+      const run = (body: Buffer) => {
+        let p: Promise<AdminAnswer>;
+        try {
+          p = Promise.resolve(handler(body, param));
+        } catch (e) {
+          p = Promise.reject(e);
+        }
+        p.then(answer, (e: Error) => answer(json(500, { status: 'error', code: 'CROWD_INTERNAL', message: e.message })));
+      };
+      if (!hasBody) return run(Buffer.alloc(0));
+      // Read the whole body (copying chunks: uWS reuses their memory), whatever the method, before
+      // answering; past the limit the rest is read and dropped, and the answer is 413.
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.onData((chunk, isLast) => {
+        if (closed) return;
+        size += chunk.byteLength;
+        if (size <= MAX_ADMIN_BODY) chunks.push(Buffer.from(new Uint8Array(chunk)));
+        if (!isLast) return;
+        if (size > MAX_ADMIN_BODY) answer(errorAnswer('CROWD_BODY_TOO_LARGE', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`));
+        else run(Buffer.concat(chunks));
+      });
     });
   }
 
-  private readonly routes: Record<string, () => Promise<{ status: number; type: string; body: string }>> = {
-    '/healthz': async () => ({ status: 200, type: 'application/json', body: '{"status":"OK"}' }),
-    '/readyz': async () => {
-      // Sinks are reported, not required: with a sink down crowd still accepts (the log holds
-      // the backlog), so it stays ready.
-      const r = this.src.readiness();
-      const sinks = Object.fromEntries(Object.entries(await this.src.sinkStats()).map(([n, s]) => [n, { healthy: s.healthy, detail: s.health }]));
-      return r.ready
-        ? { status: 200, type: 'application/json', body: JSON.stringify({ status: 'ready', sinks }) }
-        : { status: 503, type: 'application/json', body: JSON.stringify({ status: 'error', code: 'CROWD_NOT_READY', message: 'not ready', reasons: r.reasons, sinks }) };
-    },
-    '/stats': async () => ({ status: 200, type: 'application/json', body: JSON.stringify(await statsDocument(this.src)) }),
-    '/metrics': async () => ({ status: 200, type: this.registry.contentType, body: await this.registry.metrics() }),
-  };
-
-  private json(res: HttpResponse, status: number, doc: unknown): void {
-    res.cork(() => res.writeStatus(statusLine(status)).writeHeader('Content-Type', 'application/json').end(JSON.stringify(doc)));
+  private resolve(url: string): { methods: Methods | undefined; param: string } {
+    const exact = this.routes[url];
+    if (exact) return { methods: exact, param: '' };
+    const m = /^\/servers\/([A-Za-z0-9_-]{1,64})$/.exec(url);
+    if (m) return { methods: this.routes['/servers/:id'], param: m[1] };
+    return { methods: undefined, param: '' };
   }
 
-  private error(res: HttpResponse, code: ErrorCode, head: boolean, allow?: string): void {
-    res.cork(() => {
-      res.writeStatus(statusLine(ERRORS[code].status)).writeHeader('Content-Type', 'application/json');
-      if (allow) res.writeHeader('Allow', allow);
-      if (head) res.endWithoutBody(0);
-      else res.end(ERROR_BODIES[code]);
+  private readonly routes: Record<string, Methods> = {
+    '/healthz': { get: () => json(200, { status: 'OK' }) },
+    '/readyz': {
+      get: async () => {
+        // Sinks are reported, not required: with a sink down crowd still accepts (the log holds
+        // the backlog), so it stays ready.
+        const r = this.src.readiness();
+        const sinks = Object.fromEntries(Object.entries(await this.src.sinkStats()).map(([n, s]) => [n, { healthy: s.healthy, detail: s.health }]));
+        return r.ready
+          ? json(200, { status: 'ready', sinks })
+          : json(503, { status: 'error', code: 'CROWD_NOT_READY', message: 'not ready', reasons: r.reasons, sinks });
+      },
+    },
+    '/stats': { get: async () => json(200, await statsDocument(this.src)) },
+    '/stats/detail': { get: () => serverDetail(this.servers) },
+    '/metrics': { get: async () => ({ status: 200, type: this.registry.contentType, body: await this.registry.metrics() }) },
+    '/servers': {
+      get: () => listServers(this.servers),
+      post: (body) => registerServer(this.servers, body),
+    },
+    '/servers/:id': { delete: (_body, id) => removeServer(this.servers, id) },
+  };
+
+  /**
+   * A refusal decided from the request line and headers. Without a body it is answered now;
+   * with one, on the next loop turn with the connection closed, the body never read.
+   */
+  private refuse(res: HttpResponse, code: ErrorCode, head: boolean, hasBody: boolean, allow?: string): void {
+    if (!hasBody) return sendError(res, code, { head, allow });
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    res.onData(() => {});
+    setImmediate(() => {
+      if (!aborted) sendError(res, code, { head, allow, close: true });
     });
   }
 

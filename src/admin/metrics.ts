@@ -5,6 +5,7 @@
  */
 import client from 'prom-client';
 import type { HistogramSnapshot } from '../stats/histogram.js';
+import type { ServerInfo } from '../sinks/http/backend.js';
 import type { StatsSource } from './stats-source.js';
 
 type Labels = Record<string, string | number>;
@@ -83,6 +84,21 @@ export function createMetrics(src: StatsSource): client.Registry {
       const q = (p: number) => (v.length ? v[Math.min(v.length - 1, Math.floor(p * v.length))] / 1000 : 0);
       return [0.5, 0.99].map((p) => ({ labels: { sink, quantile: p }, value: q(p) }));
     }));
+  const serverMetric = (name: string, help: string, type: 'counter' | 'gauge', pick: (s: ServerInfo) => Value[]) =>
+    add(name, help, type, async () => src.serverList().flatMap(pick));
+  const serverLabels = (s: ServerInfo) => ({ pool: s.pool, server: s.id, address: new URL(s.url).host });
+  serverMetric('crowd_server_requests_total', 'Requests answered by each HTTP pool server: success (2xx) or failed.', 'counter', (s) => [
+    { labels: { ...serverLabels(s), outcome: 'success' }, value: s.success },
+    { labels: { ...serverLabels(s), outcome: 'failed' }, value: s.failed },
+  ]);
+  serverMetric('crowd_server_in_flight', 'Requests in flight to each HTTP pool server.', 'gauge', (s) => [{ labels: serverLabels(s), value: s.inFlight }]);
+  serverMetric('crowd_server_latency_seconds', 'Latency average (EWMA) of each HTTP pool server.', 'gauge', (s) => [{ labels: serverLabels(s), value: s.latencyMs / 1000 }]);
+  serverMetric('crowd_server_state', '1 for the state each HTTP pool server is in (healthy, unhealthy, draining).', 'gauge', (s) =>
+    (['healthy', 'unhealthy', 'draining'] as const).map((st) => ({ labels: { ...serverLabels(s), state: st }, value: s.state === st ? 1 : 0 })));
+  add('crowd_server_responses_total', 'Requests answered by HTTP pool servers since start (all servers, also those that left).', 'counter', async () => {
+    const t = src.serverTotals();
+    return [{ labels: { outcome: 'success' }, value: t.success }, { labels: { outcome: 'failed' }, value: t.failed }];
+  });
   add('crowd_ready', '1 when crowd accepts traffic.', 'gauge', async () => [{ labels: {}, value: src.ready() ? 1 : 0 }]);
   return reg;
 }

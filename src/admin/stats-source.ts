@@ -31,4 +31,8 @@ export interface StatsSource {
   acceptorTotals(): Promise<AcceptorSnapshot>;
   lanes(): LaneStats[];
   rings(): RingStats[];
+  /** Every server of every HTTP pool (GET /servers, /stats/detail, /metrics). */
+  serverList(): import('../sinks/http/backend.js').ServerInfo[];
+  /** Requests answered by HTTP pool servers, 2xx (success) or not (failed), since start. */
+  serverTotals(): { success: number; failed: number };
 }

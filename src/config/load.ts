@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
 import { configSchema } from './schema.js';
-import type { CrowdConfig, RouteConfig } from './types.js';
+import type { CrowdConfig, HealthCheckConfig, PoolConfig, RouteConfig } from './types.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -116,11 +116,39 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
   const ringBytes: number = doc.ingest.ringBytes;
   if ((ringBytes & (ringBytes - 1)) !== 0) throw new ConfigError(`config: /ingest/ringBytes must be a power of two, got ${ringBytes}`);
 
+  const pools: Record<string, PoolConfig> = {};
+  for (const [name, p] of Object.entries(doc.pools as Record<string, any>)) {
+    p.servers.forEach((u: string, i: number) => {
+      if (!URL.canParse(u)) throw new ConfigError(`config: /pools/${name}/servers/${i} "${u}" is not a URL`);
+    });
+    pools[name] = { ...p, healthCheck: healthCheckConfig(p.healthCheck) };
+  }
   const sinks: Record<string, any> = doc.sinks;
   for (const [name, s] of Object.entries(sinks)) {
-    if (s.type === 'kafka') s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
-    else if (s.type === 'redis') checkRedisSink(name, s);
-    else throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
+    if (s.type === 'kafka') {
+      s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
+    } else if (s.type === 'redis') {
+      checkRedisSink(name, s);
+    } else if (s.type === 'http') {
+      if (!(s.pool in pools)) throw new ConfigError(`config: /sinks/${name}/pool names "${s.pool}", which is not in /pools`);
+      if (s.rewrite) {
+        try {
+          new RegExp(s.rewrite.match);
+        } catch (e) {
+          throw new ConfigError(`config: /sinks/${name}/rewrite/match is not a regular expression: ${(e as Error).message}`);
+        }
+      }
+      sinks[name] = {
+        type: 'http', pool: s.pool, concurrency: s.concurrency, rate: s.rate, timeoutMs: parseDuration(s.timeout), ttlMs: parseDuration(s.ttl),
+        rewrite: s.rewrite, headers: s.headers, ordering: s.ordering,
+        backoffInitialMs: parseDuration(s.backoff.initial), backoffMaxMs: parseDuration(s.backoff.max),
+      };
+    } else {
+      throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
+    }
+  }
+  if (!isLoopbackHost(doc.admin.host) && !doc.admin.token) {
+    throw new ConfigError(`config: /admin/token is required when /admin/host ("${doc.admin.host}") is not a loopback address`);
   }
 
   let routes: RouteConfig[] | null = null;
@@ -171,8 +199,25 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
     routes,
     dynamicRoute,
     sinks,
+    pools,
     source: file ?? '(defaults)',
   };
+}
+
+/** Durations of a health check (schema shape) in ms. */
+export function healthCheckConfig(h: Record<string, any>): HealthCheckConfig {
+  return {
+    type: h.type, path: h.path, intervalMs: parseDuration(h.interval), timeoutMs: parseDuration(h.timeout),
+    unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter,
+  };
+}
+
+/** The admin API may listen without a token only where nothing but this host reaches it. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const h = host.replace(/^\[|\]$/g, '');
+  if (/^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(h)) return true;
+  return h === '::1' || h === '::ffff:127.0.0.1';
 }
 
 function checkRingFits(ringBytes: number, maxBody: number, where: string): void {

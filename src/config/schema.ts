@@ -53,9 +53,75 @@ const redisSink = {
   },
 } as const;
 
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+/** Active health check of a pool's servers (src/sinks/http/health-check.ts). */
+const healthCheck = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    type: { enum: ['http', 'tcp'], default: 'http' },
+    /** http: GET this path; any 2xx or 3xx passes. */
+    path: { type: 'string', pattern: '^/[^\\s]*$', default: '/health' },
+    interval: { ...duration, default: '5s' },
+    timeout: { ...duration, default: '2s' },
+    unhealthyAfter: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
+    healthyAfter: { type: 'integer', minimum: 1, maximum: 100, default: 2 },
+  },
+} as const;
+
+/** A pool of HTTP backends shared by http sinks; servers may also join at run time (POST /servers). */
+const pool = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** Origins, e.g. "http://10.0.0.5:8080" (config servers are trusted: no address-class check). */
+    servers: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^https?://[^/?#\\s]+$' }, default: [] },
+    healthCheck: { ...healthCheck, default: {} },
+    balance: { enum: ['p2c-ewma', 'round-robin'], default: 'p2c-ewma' },
+    /** Passive ejection: a server is marked unhealthy after this many failures in a row. */
+    ejectAfter: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
+    /** Keep-alive connections per server (undici Pool `connections`). */
+    connections: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
+    /** Requests pipelined per connection (undici `pipelining`); 1 = none. */
+    pipelining: { type: 'integer', minimum: 1, maximum: 100, default: 1 },
+  },
+} as const;
+
+const httpSink = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'pool'],
+  properties: {
+    type: { const: 'http' },
+    pool: { type: 'string', minLength: 1 },
+    /** Requests in flight at once (this sink, all servers). */
+    concurrency: { type: 'integer', minimum: 1, maximum: 10000, default: 16 },
+    /** Requests per second (token bucket); absent = no limit. */
+    rate: { type: 'number', exclusiveMinimum: 0, maximum: 1000000 },
+    timeout: { ...duration, default: '5s' },
+    /** Older messages (receivedAt) are dead-lettered with reason "ttl expired". */
+    ttl: { ...duration, default: '24h' },
+    /** Regular-expression replace on the request path before replay. */
+    rewrite: {
+      type: 'object', additionalProperties: false, required: ['match', 'replace'],
+      properties: { match: { type: 'string', minLength: 1 }, replace: { type: 'string' } },
+    },
+    /** Static headers added to every replayed request (e.g. the backend's own credentials). */
+    headers: { type: 'object', propertyNames: { pattern: '^[A-Za-z0-9-]+$' }, additionalProperties: { type: 'string' }, default: {} },
+    /** key: messages with the same partition key are delivered one at a time, in log order. */
+    ordering: { enum: ['none', 'key'], default: 'none' },
+    /** Retry backoff: first delay and cap (exponential, jittered). */
+    backoff: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { initial: { ...duration, default: '100ms' }, max: { ...duration, default: '30s' } },
+    },
+  },
+} as const;
+
 export const configSchema = {
   $id: 'crowd-config',
-  $defs: { kafkaSink, redisSink },
+  $defs: { kafkaSink, redisSink, httpSink, pool, healthCheck },
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -76,6 +142,8 @@ export const configSchema = {
         host: { type: 'string', minLength: 1, default: '127.0.0.1' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 2105 },
         token: { type: 'string', minLength: 16 },
+        /** POST /servers may register loopback, link-local and metadata addresses (tests, local dev). */
+        allowPrivateTargets: { type: 'boolean', default: false },
       },
     },
     dataDir: { type: 'string', minLength: 1, default: './data' },
@@ -185,7 +253,42 @@ export const configSchema = {
         allOf: [
           { if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } },
           { if: { properties: { type: { const: 'redis' } } }, then: { $ref: '#/$defs/redisSink' } },
+          { if: { properties: { type: { const: 'http' } } }, then: { $ref: '#/$defs/httpSink' } },
         ],
+      },
+    },
+    pools: {
+      type: 'object',
+      default: {},
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,64}$' },
+      additionalProperties: { $ref: '#/$defs/pool' },
+    },
+  },
+} as const;
+
+/** Body of POST /servers on the admin API (src/admin/servers-api.ts). */
+export const serverRegistrationSchema = {
+  $id: 'crowd-server-registration',
+  type: 'object',
+  additionalProperties: false,
+  required: ['pool', 'ip', 'port'],
+  properties: {
+    pool: { type: 'string', minLength: 1, maxLength: 64 },
+    /** An IP literal (v4 or v6); host names are refused (what they resolve to can change). */
+    ip: { type: 'string', minLength: 2, maxLength: 64 },
+    port,
+    scheme: { enum: ['http', 'https'], default: 'http' },
+    /** Overrides the pool's healthCheck for this server (missing fields: the pool's). */
+    check: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        type: { enum: ['http', 'tcp'] },
+        path: { type: 'string', pattern: '^/[^\\s]*$' },
+        interval: duration,
+        timeout: duration,
+        unhealthyAfter: { type: 'integer', minimum: 1, maximum: 100 },
+        healthyAfter: { type: 'integer', minimum: 1, maximum: 100 },
       },
     },
   },

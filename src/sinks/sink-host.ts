@@ -79,7 +79,22 @@ class SinkDriver {
   }
 
   start(): void {
+    this.sink.setWakeUp?.(() => this.wake());
     this.pump();
+  }
+
+  private wakeQueued = false;
+
+  /** The sink can take messages again: pump on the next turn rather than at the next poll. */
+  private wake(): void {
+    if (this.stopped || this.wakeQueued) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      if (this.stopped) return;
+      if (this.timer) clearTimeout(this.timer);
+      this.pump();
+    });
   }
 
   stop(): void {
@@ -159,7 +174,7 @@ class SinkDriver {
       feed.tracker.done(f);
     } else if (o.kind === 'retry') {
       this.retries++;
-      const backoff = Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
+      const backoff = o.afterMs ?? Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
       setTimeout(() => {
         if (this.stopped) return;
         if (!this.trySend(feed, f, m)) feed.waiting.unshift({ f, m });

@@ -16,8 +16,11 @@ export interface OutboundMessage {
 export type DeliveryOutcome =
   /** The destination has it. `detail` is shown in stats (e.g. "partition 0 offset 42"). */
   | { kind: 'delivered'; detail?: string }
-  /** Not now (destination down, timed out): the host sends it again after a backoff. */
-  | { kind: 'retry'; reason: string }
+  /**
+   * Not now (destination down, timed out): the host sends it again after a backoff, or after
+   * `afterMs` when the sink says how long to wait (a Retry-After, its own per-message backoff).
+   */
+  | { kind: 'retry'; reason: string; afterMs?: number }
   /** Never (too large, refused for good): the host writes it to the dead letters with the reason. */
   | { kind: 'dead'; reason: string };
 
@@ -37,4 +40,9 @@ export interface Sink {
   send(m: OutboundMessage, done: (o: DeliveryOutcome) => void): boolean;
   health(): SinkHealth;
   close(): Promise<void>;
+  /**
+   * Optional: the host gives a sink that refuses messages (send() false: a concurrency limit)
+   * a wake-up to call when it can take more, so they go at once instead of at the next poll.
+   */
+  setWakeUp?(wake: () => void): void;
 }
