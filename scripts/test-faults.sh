@@ -10,7 +10,7 @@ mkdir -p .cache
 export CROWD_FIGURES_FILE="$PWD/.cache/figures-$(date -u +%Y-%m-%dT%H-%M-%S).jsonl"
 : > "$CROWD_FIGURES_FILE"
 files=()
-for f in crash-recovery disk-full overload hostile-http fuzz-http kafka-sink redis-sink; do files+=("dist/test/$f.test.js"); done
+for f in crash-recovery disk-full overload hostile-http fuzz-http kafka-sink redis-sink http-sink admin-servers; do files+=("dist/test/$f.test.js"); done
 bash scripts/run-tests.sh "${files[@]}" "$@"
 status=$?
 node scripts/render-reliability.mjs "$CROWD_FIGURES_FILE" docs/reliability.md

@@ -4,6 +4,7 @@ import test from 'ava';
 import { dumpIds, runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { admin, Backend, deliveryReport, sleep, startBackends, until } from './helpers/backend.js';
 import { readDeadLetters } from './helpers/dead-letters.js';
+import { recordFigures } from './helpers/figures.js';
 import { runLoad } from './helpers/load.js';
 import { post, rawRequest } from './helpers/raw-http.js';
 
@@ -139,7 +140,7 @@ test.serial('a backend killed and restarted under load, then every backend down:
       result = await load.stop();
     }
     const report = await awaitAll(result.acked, [a, b]);
-    t.log({ ...report, refused: result.refused, clientErrors: result.errors });
+    recordFigures(t, 'HTTP backend killed and restarted under load, then every backend down', { ...report, refused: result.refused, clientErrors: result.errors });
     t.is(result.refused, 0);
     t.is(report.missing, 0);
     t.is(report.wrongBody, 0);
@@ -219,6 +220,7 @@ test.serial('ttl: with the backend down, messages older than the ttl go to the d
     t.deepEqual(dlq.map((d) => d.id).sort(), ids.sort());
     for (const d of dlq) t.regex(d.headers['crowd-dlq-reason'], /^ttl expired \(1000 ms\)/);
     t.deepEqual((await dumpIds(crowd.dataDir, 'leads')).sort(), ids.sort(), 'the originals stay in the log');
+    recordFigures(t, 'HTTP backend dead longer than the 1 s TTL', { acknowledged: ids.length, deadLettered: dlq.length, stillInLog: ids.length });
   } finally {
     await stopCrowd(crowd);
   }
