@@ -65,6 +65,8 @@ interface Case {
   cpus?: string;
   /** crowd: thread counts for the scaling cases. */
   threads?: { acceptors: number; lanes: number };
+  /** crowd: `ingest` options of its config (e.g. `ackWait`). */
+  ingest?: Record<string, unknown>;
   role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'baseline-redis' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
@@ -217,7 +219,7 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
       : c.sink === 'redis' ? { redis: { type: 'redis', url: redis!.url, stream: `bench-${c.id}`, ...(c.redisDriver ? { driver: c.redisDriver } : {}) } }
       : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } } : {};
     const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '200ms' }, ...c.poolOptions } } : {};
-    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
+    fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), ...(c.ingest ? { ingest: c.ingest } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
     child = spawn(cmd, args, {
       env: { ...process.env, CROWD_PORT: String(port), CROWD_ADMIN_PORT: String(port + 1000), CROWD_DATA_DIR: path.join(dataDir, 'data'), CROWD_LOG_LEVEL: 'info' },

@@ -182,6 +182,7 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
     threads: { acceptors, lanes },
     ingest: {
       ringBytes,
+      ackWait: doc.ingest.ackWait,
       ackTimeoutMs: parseDuration(doc.ingest.ackTimeout),
       idleTimeoutMs: parseDuration(doc.ingest.idleTimeout),
       maxHeaderCount: doc.ingest.maxHeaderCount,

@@ -164,6 +164,8 @@ export const configSchema = {
       properties: {
         /** Bytes of each acceptor->lane ring; a power of two. */
         ringBytes: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 8388608 },
+        /** How an acceptor learns that waiting requests are fsynced: a lane's message (wake), or looking every loop turn (poll). */
+        ackWait: { enum: ['wake', 'poll'], default: 'wake' },
         /** A durable request not confirmed by then gets 503 CROWD_ACK_TIMEOUT. */
         ackTimeout: { ...duration, default: '10s' },
         /** Idle / slow-client limit for headers and body. */

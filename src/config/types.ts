@@ -23,6 +23,7 @@ export interface CrowdConfig {
   readonly threads: { readonly acceptors: number; readonly lanes: number };
   readonly ingest: {
     readonly ringBytes: number;
+    readonly ackWait: 'wake' | 'poll';
     readonly ackTimeoutMs: number;
     readonly idleTimeoutMs: number;
     readonly maxHeaderCount: number;
