@@ -539,7 +539,7 @@ export class Acceptor {
   /**
    * `ingest.ackWait: "poll"`: while durable requests wait, look at the lanes' watermarks on
    * every event-loop turn (setImmediate) instead of sleeping until a lane's message. The
-   * thread never sleeps while requests wait: +21% durable req/s at wrk -c50 on 2 cores, for
+   * thread never sleeps while requests wait: +3% to +21% durable req/s at wrk -c50 on 2 cores, for
    * more CPU and a higher p99 there (docs/benchmarks.md). The lanes' messages still come.
    */
   private readonly pollAckWatermarks = (): void => {
