@@ -10,9 +10,12 @@
 import test from 'ava';
 import { dumpIds, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { faultSeconds, memoryOf, recordFigures } from './helpers/figures.js';
+import { Backend } from './helpers/backend.js';
 import { runLoad, runPacedLoad } from './helpers/load.js';
+import { post, rawRequest } from './helpers/raw-http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const errorCode = (body: string) => (JSON.parse(body) as { code: string }).code;
 
 async function stopCrowd(crowd: CrowdProcess): Promise<void> {
   crowd.kill('SIGTERM');
@@ -105,5 +108,56 @@ test.serial('2,000 connections flat out: every request answered, memory bounded'
     t.true(mem.peakRssMb < 1024, `peak RSS ${mem.peakRssMb} MB`);
   } finally {
     await stopCrowd(crowd);
+  }
+});
+
+test.serial('log quota: Retry-After is the cap while no sink moves, then bytes to free / the sink\'s read rate', async (t) => {
+  t.timeout(120_000);
+  const backend = new Backend('slow');
+  await backend.start(0);
+  await backend.kill(); // its port, nobody listening yet: the sink cannot move
+  const crowd = await startCrowd({
+    config: {
+      threads: { acceptors: 1, lanes: 1 },
+      admin: { allowPrivateTargets: true },
+      log: { maxLogBytes: 1048576, segmentBytes: 65536 },
+      // A slow consumer: 2 messages of 16 KB a second, so the quota drains at ~32 KB/s.
+      sinks: { api: { type: 'http', pool: 'p', rate: 2, concurrency: 1 } },
+      pools: { p: { servers: [backend.url], healthCheck: { interval: '200ms', healthyAfter: 1 } } },
+      routes: [{ path: '/q', maxBodyBytes: 65536, sinks: ['api'] }],
+    },
+  });
+  const body = 'q'.repeat(16 * 1024);
+  const send = () => rawRequest(crowd.port, post('/q', body, { 'Content-Type': 'text/plain' }), 100);
+  try {
+    let full = null;
+    for (let i = 0; i < 200 && !full; i++) {
+      const r = await send();
+      if (r.status === 503) full = r;
+    }
+    t.truthy(full, 'the quota fills');
+    t.is(errorCode(full!.body), 'CROWD_LOG_FULL');
+    t.is(full!.headers['retry-after'], '60', 'no sink moving: ingest.maxRetryAfterSeconds');
+
+    await backend.start(); // the sink starts reading, slowly
+    const seen: number[] = [];
+    let accepted = 0;
+    const until = Date.now() + faultSeconds(12, 30) * 1000;
+    while (Date.now() < until) {
+      const r = await send();
+      if (r.status === 200) accepted++;
+      else if (r.status === 503) seen.push(Number(r.headers['retry-after']));
+      await sleep(200);
+    }
+    const computed = seen.filter((s) => s < 60);
+    recordFigures(t, 'log quota with a slow sink (32 KB/s): Retry-After', {
+      whileNoSinkMoves: 60, onceTheSinkReads: [...new Set(computed)].sort((a, b) => a - b).join(','), refusals: seen.length, acceptedAgain: accepted,
+    });
+    t.true(accepted > 0, 'room again as the sink reads');
+    t.true(computed.length > 0, `a Retry-After computed from the drain rate (saw ${[...new Set(seen)].join(',')})`);
+    t.true(computed.every((s) => s >= 1 && s <= 10), 'about one segment (64 KB) at ~32 KB/s: a few seconds');
+  } finally {
+    await stopCrowd(crowd);
+    await backend.kill();
   }
 });
