@@ -11,36 +11,44 @@ export interface LoadResult {
   errors: number;
 }
 
+/** One POST of a unique JSON body: the answer, or why there was none. */
+type Outcome =
+  | { kind: 'answer'; status: number; headers: http.IncomingHttpHeaders; data: string; body: string }
+  | { kind: 'timeout' | 'error'; body: string };
+
+function postOne(agent: http.Agent, port: number, path: string, n: number, headers: Record<string, string>, timeoutMs?: number): Promise<Outcome> {
+  const body = JSON.stringify({ n, pad: 'x'.repeat(100) });
+  return new Promise((resolve) => {
+    let timedOut = false;
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (data += d));
+      res.on('end', () => resolve({ kind: 'answer', status: res.statusCode ?? 0, headers: res.headers, data, body }));
+      res.on('error', () => resolve({ kind: 'error', body }));
+    });
+    req.on('timeout', () => {
+      timedOut = true;
+      req.destroy(new Error('client timeout'));
+    });
+    req.on('error', () => resolve({ kind: timedOut ? 'timeout' : 'error', body }));
+    req.end(body);
+  });
+}
+
 export function runLoad(port: number, path: string, connections: number, extraHeaders: (n: number) => Record<string, string> = () => ({})): { stop: () => Promise<LoadResult> } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const result: LoadResult = { sent: 0, acked: new Map(), refused: 0, errors: 0 };
   let running = true;
   let seq = 0;
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const n = seq++;
-      const body = JSON.stringify({ n, pad: 'x'.repeat(100) });
-      result.sent++;
-      const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extraHeaders(n) } }, (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (data += d));
-        res.on('end', () => {
-          if (res.statusCode === 200) result.acked.set((JSON.parse(data) as { id: string }).id, body);
-          else result.refused++;
-          resolve();
-        });
-        res.on('error', () => {
-          result.errors++;
-          resolve();
-        });
-      });
-      req.on('error', () => {
-        result.errors++;
-        resolve();
-      });
-      req.end(body);
-    });
+  const one = async () => {
+    const n = seq++;
+    result.sent++;
+    const o = await postOne(agent, port, path, n, extraHeaders(n));
+    if (o.kind !== 'answer') result.errors++;
+    else if (o.status === 200) result.acked.set((JSON.parse(o.data) as { id: string }).id, o.body);
+    else result.refused++;
+  };
   const workers = Array.from({ length: connections }, async () => {
     while (running) await one();
   });
@@ -79,8 +87,8 @@ export interface PacedLoadResult {
  * would. This is how a server is pushed past its capacity; a closed loop (runLoad) only ever
  * offers what the server already takes.
  */
-export function runPacedLoad(port: number, path: string, o: { rate: number; maxSockets: number; timeoutMs?: number }): { stop: () => Promise<PacedLoadResult> } {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: o.maxSockets, maxFreeSockets: o.maxSockets });
+export function runPacedLoad(port: number, path: string, opts: { rate: number; maxSockets: number; timeoutMs?: number }): { stop: () => Promise<PacedLoadResult> } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets });
   const r: PacedLoadResult = {
     offered: 0, acked: new Map(), byStatus: {}, byCode: {}, retryAfterMin: Infinity, retryAfterMax: 0, refusalsWithoutRetryAfter: 0,
     timeouts: 0, errors: 0, okLatencyP50: 0, okLatencyP99: 0, maxSocketsUsed: 0,
@@ -88,56 +96,38 @@ export function runPacedLoad(port: number, path: string, o: { rate: number; maxS
   const okLatencies: number[] = [];
   const inFlight = new Set<Promise<void>>();
   let seq = 0;
-  const one = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const n = seq++;
-      const body = JSON.stringify({ n, pad: 'x'.repeat(100) });
-      const t0 = performance.now();
-      r.offered++;
-      const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, timeout: o.timeoutMs ?? 10_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (data += d));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          r.byStatus[status] = (r.byStatus[status] ?? 0) + 1;
-          if (status === 200) {
-            r.acked.set((JSON.parse(data) as { id: string }).id, body);
-            okLatencies.push(performance.now() - t0);
-          } else {
-            try {
-              const code = (JSON.parse(data) as { code: string }).code;
-              r.byCode[code] = (r.byCode[code] ?? 0) + 1;
-            } catch {
-              r.byCode['(no JSON body)'] = (r.byCode['(no JSON body)'] ?? 0) + 1;
-            }
-            const ra = Number(res.headers['retry-after']);
-            if ((status === 429 || status === 503) && Number.isFinite(ra) && ra > 0) {
-              r.retryAfterMin = Math.min(r.retryAfterMin, ra);
-              r.retryAfterMax = Math.max(r.retryAfterMax, ra);
-            } else if (status === 429 || status === 503) r.refusalsWithoutRetryAfter++;
-          }
-          resolve();
-        });
-        res.on('error', () => {
-          r.errors++;
-          resolve();
-        });
-      });
-      req.on('timeout', () => {
-        r.timeouts++;
-        req.destroy(new Error('client timeout'));
-      });
-      req.on('error', (e) => {
-        if (e.message !== 'client timeout') r.errors++;
-        resolve();
-      });
-      req.end(body);
-    });
+  const one = async (): Promise<void> => {
+    const t0 = performance.now();
+    r.offered++;
+    const out = await postOne(agent, port, path, seq++, {}, opts.timeoutMs ?? 10_000);
+    if (out.kind !== 'answer') {
+      if (out.kind === 'timeout') r.timeouts++;
+      else r.errors++;
+      return;
+    }
+    const status = out.status;
+    r.byStatus[status] = (r.byStatus[status] ?? 0) + 1;
+    if (status === 200) {
+      r.acked.set((JSON.parse(out.data) as { id: string }).id, out.body);
+      okLatencies.push(performance.now() - t0);
+      return;
+    }
+    try {
+      const code = (JSON.parse(out.data) as { code: string }).code;
+      r.byCode[code] = (r.byCode[code] ?? 0) + 1;
+    } catch {
+      r.byCode['(no JSON body)'] = (r.byCode['(no JSON body)'] ?? 0) + 1;
+    }
+    const ra = Number(out.headers['retry-after']);
+    if ((status === 429 || status === 503) && Number.isFinite(ra) && ra > 0) {
+      r.retryAfterMin = Math.min(r.retryAfterMin, ra);
+      r.retryAfterMax = Math.max(r.retryAfterMax, ra);
+    } else if (status === 429 || status === 503) r.refusalsWithoutRetryAfter++;
+  };
   const t0 = performance.now();
   let started = 0;
   const timer = setInterval(() => {
-    const due = Math.floor(((performance.now() - t0) / 1000) * o.rate);
+    const due = Math.floor(((performance.now() - t0) / 1000) * opts.rate);
     while (started < due) {
       started++;
       const p = one();
