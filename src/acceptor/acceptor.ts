@@ -10,7 +10,7 @@
  * never per request.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
-import type { CrowdConfig } from '../config/types.js';
+import type { AckMode, CrowdConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../errors.js';
 import { envelopeSizeFast, stringFieldBytes, writeEnvelopeFast } from '../envelope/envelope-writer.js';
 import { LaneControl, LaneState } from '../lanes/lane-control.js';
@@ -20,7 +20,7 @@ import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
 import { sendError, sendInternalError, sendReceipt, sendReceiptNow } from './replies.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
-import { Admission } from './admission.js';
+import { Admission, rateLimitRetryAfter } from './admission.js';
 import { loadUws } from './uws.js';
 
 export interface AcceptorInit {
@@ -186,9 +186,7 @@ export class Acceptor {
           this.delivering[lane].push(p);
           continue;
         }
-        sendReceipt(p.res, p.id);
-        this.admission.answered[lane]++;
-        this.stats.answered(p.route, 200, p.route.cfg.ack, (now - p.t0) / 1000);
+        this.acknowledge(p, lane, p.route.cfg.ack, now);
       }
       this.answerDelivered(lane);
     }
@@ -220,10 +218,15 @@ export class Acceptor {
       if (!delivered && !p.aborted) break;
       q.shift();
       if (p.aborted) continue;
-      sendReceipt(p.res, p.id);
-      this.admission.answered[lane]++;
-      this.stats.answered(p.route, 200, 'delivered', (now - p.t0) / 1000);
+      this.acknowledge(p, lane, 'delivered', now);
     }
+  }
+
+  /** The 200 of a request that waited in a lane's queue; it counts toward the lane's drain rate. */
+  private acknowledge(p: Pending, lane: number, mode: AckMode, now: number): void {
+    sendReceipt(p.res, p.id);
+    this.admission.answered[lane]++;
+    this.stats.answered(p.route, 200, mode, (now - p.t0) / 1000);
   }
 
   snapshot(): AcceptorSnapshot {
@@ -418,11 +421,11 @@ export class Acceptor {
     if (laneState !== LaneState.Ready) {
       return this.refuseAfterBody(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody, this.retryAfter);
     }
-    if (route.rateLimit && !route.rateLimit.take(t0)) {
-      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, route.rateLimit.retryAfter());
+    if (route.rateLimit && !route.rateLimit.tryRemoveTokens(1)) {
+      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, rateLimitRetryAfter(route.rateLimit));
     }
     if (route.needsFsync) {
-      const backlog = this.pending[lane].size + this.delivering[lane].size;
+      const backlog = this.backlog(lane);
       if (backlog >= this.admission.limit[lane]) {
         return this.refuseAfterBody(res, 'CROWD_OVERLOADED', route, head, hasBody, this.admission.queueRetryAfter(lane, backlog));
       }

@@ -13,6 +13,7 @@
  * many bytes its slowest consumer must still read before the oldest segment can go, and how
  * fast that consumer reads (lane.ts, retention). With no consumer moving, it is the cap.
  */
+import { TokenBucket } from 'limiter';
 import { LaneControl, STAT } from '../lanes/lane-control.js';
 
 /** Below this backlog a lane never refuses, whatever its measured rate (idle lanes measure 0). */
@@ -80,26 +81,17 @@ export class Admission {
   }
 }
 
-/** A token bucket for a route's `rateLimit` (this acceptor's share of it). */
-export class TokenBucket {
-  private tokens: number;
-  private last = performance.now();
+/**
+ * A route's `rateLimit`, this acceptor's share of it: the token bucket of `limiter` (the one
+ * the HTTP sink's `rate` uses too), full at start as after any quiet spell.
+ */
+export function routeRateLimit(perSecond: number, burst: number): TokenBucket {
+  const bucket = new TokenBucket({ bucketSize: burst, tokensPerInterval: perSecond, interval: 'second' });
+  bucket.content = burst;
+  return bucket;
+}
 
-  constructor(private readonly perSecond: number, private readonly burst: number) {
-    this.tokens = burst;
-  }
-
-  /** Takes a token if there is one. */
-  take(now: number): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSecond) / 1000);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
-  /** Seconds until the next token. */
-  retryAfter(): number {
-    return Math.max(1, Math.ceil((1 - this.tokens) / this.perSecond));
-  }
+/** Seconds until a rate-limited route has a token again (at least 1). */
+export function rateLimitRetryAfter(bucket: TokenBucket): number {
+  return Math.max(1, Math.ceil(bucket.getWaitTime(1) / 1000));
 }

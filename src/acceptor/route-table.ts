@@ -5,7 +5,8 @@
  */
 import type { CrowdConfig, RouteConfig } from '../config/types.js';
 import { routeFields, type RouteFields } from '../envelope/envelope-writer.js';
-import { TokenBucket } from './admission.js';
+import type { TokenBucket } from 'limiter';
+import { routeRateLimit } from './admission.js';
 import { BearerCheck, HmacCheck } from './ingest-auth.js';
 import { ROUTE_PATH } from '../config/schema.js';
 
@@ -65,7 +66,7 @@ function makeRoute(index: number, cfg: RouteConfig, acceptors: number, sinkNames
     deliveredBy: cfg.ack === 'delivered' ? cfg.sinks.map((n) => sinkNames.indexOf(n)) : [],
     bearer: cfg.auth && 'bearer' in cfg.auth ? new BearerCheck(cfg.auth.bearer) : null,
     hmac: cfg.auth && 'hmac' in cfg.auth ? new HmacCheck(cfg.auth.hmac.secret, cfg.auth.hmac.header, cfg.auth.hmac.toleranceSec) : null,
-    rateLimit: rl ? new TokenBucket(rl.perSecond / acceptors, Math.max(1, Math.round((rl.burst ?? rl.perSecond) / acceptors))) : null,
+    rateLimit: rl ? routeRateLimit(rl.perSecond / acceptors, Math.max(1, Math.round((rl.burst ?? rl.perSecond) / acceptors))) : null,
     counts: new Map(),
   };
 }
