@@ -11,9 +11,9 @@
  * next loop turn with the connection closed (answering at once lets this uWS build parse the
  * unread body as further requests; see src/acceptor/acceptor.ts).
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { Registry } from 'prom-client';
+import { BearerCheck } from '../acceptor/ingest-auth.js';
 import { loadUws } from '../acceptor/uws.js';
 import { sendError } from '../acceptor/replies.js';
 import type { CrowdConfig } from '../config/types.js';
@@ -53,12 +53,6 @@ export async function statsDocument(src: StatsSource): Promise<StatsDocument> {
   };
 }
 
-function tokenMatches(header: string, token: string): boolean {
-  const want = Buffer.from(`Bearer ${token}`);
-  const got = Buffer.from(header);
-  return got.length === want.length && timingSafeEqual(got, want);
-}
-
 /** A handler gets the request body (methods that carry one) and the path parameter (":id"). */
 type Handler = (body: Buffer, param: string) => Promise<AdminAnswer> | AdminAnswer;
 type Methods = Partial<Record<'get' | 'post' | 'delete', Handler>>;
@@ -69,16 +63,18 @@ export class AdminServer {
   private readonly uws = loadUws();
   private readonly app: TemplatedApp;
   private socket: us_listen_socket | null = null;
+  /** `admin.token`: the same constant-time bearer check as the ingest routes' `auth.bearer`. */
+  private readonly bearer: BearerCheck | null;
 
   constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry, private readonly servers: PoolRegistry) {
+    this.bearer = config.admin.token ? new BearerCheck([config.admin.token]) : null;
     this.app = this.uws.App();
     this.app.any('/*', (res, req) => {
       const method = req.getMethod();
       const url = req.getUrl();
       const head = method === 'head';
       const hasBody = WITH_BODY.has(method) || req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
-      const token = this.config.admin.token;
-      if (token && !tokenMatches(req.getHeader('authorization'), token)) return this.refuse(res, 'CROWD_UNAUTHORIZED', head, hasBody);
+      if (this.bearer && this.bearer.check(req.getHeader('authorization')) !== null) return this.refuse(res, 'CROWD_UNAUTHORIZED', head, hasBody);
       const { methods, param } = this.resolve(url);
       if (!methods) return this.refuse(res, 'CROWD_NOT_FOUND', head, hasBody);
       const handler = methods[method as keyof Methods];

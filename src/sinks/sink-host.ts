@@ -143,7 +143,7 @@ class SinkDriver {
             feed.tracker.done(f);
             continue;
           }
-          const m: OutboundMessage = { envelope: env, payload: Buffer.from(r.payload), lane: feed.lane, offset: r.offset };
+          const m: OutboundMessage = { envelope: env, payload: r.payload, lane: feed.lane, offset: r.offset };
           if (feed.waiting.length > 0 || !this.trySend(feed, f, m)) feed.waiting.push({ f, m });
         }
       }

@@ -43,6 +43,8 @@ export class HttpSink implements Sink {
   private waitingForServer = false;
   private readonly bucket: TokenBucket | null;
   private readonly rewrite: RegExp | null;
+  /** `headers`, lower-cased once. */
+  private readonly staticHeaders: Array<[string, string]>;
   /** Per message (the host sends the same object again on retry): attempts so far. */
   private readonly attempts = new WeakMap<OutboundMessage, Attempts>();
   /** ordering: key: which message id holds each key until it is delivered or dead. */
@@ -51,6 +53,7 @@ export class HttpSink implements Sink {
   constructor(readonly name: string, private readonly cfg: HttpSinkConfig, private readonly pool: PoolRuntime, private readonly log: Logger) {
     this.bucket = cfg.rate ? new TokenBucket({ bucketSize: Math.max(1, cfg.rate / 20), tokensPerInterval: cfg.rate, interval: 'second' }) : null;
     this.rewrite = cfg.rewrite ? new RegExp(cfg.rewrite.match) : null;
+    this.staticHeaders = Object.entries(cfg.headers).map(([k, v]) => [k.toLowerCase(), v]);
   }
 
   async start(): Promise<void> {}
@@ -70,7 +73,7 @@ export class HttpSink implements Sink {
     const a = this.attempts.get(m);
     const orderKey = this.cfg.ordering === 'key' && e.key !== '' ? e.key : null;
     if (now - e.receivedAtMs > this.cfg.ttlMs) {
-      if (orderKey !== null && this.keyHolder.get(orderKey) === e.id) this.keyHolder.delete(orderKey);
+      this.release(orderKey, m);
       done({ kind: 'dead', reason: `ttl expired (${this.cfg.ttlMs} ms) after ${a?.count ?? 0} attempts${a ? `; last: ${a.lastError}` : ''}` });
       return true;
     }
@@ -116,7 +119,7 @@ export class HttpSink implements Sink {
     if (e.contentType) headers['content-type'] = e.contentType;
     headers['crowd-id'] = e.id;
     headers['idempotency-key'] = e.id;
-    for (const [k, v] of Object.entries(this.cfg.headers)) headers[k.toLowerCase()] = v;
+    for (const [k, v] of this.staticHeaders) headers[k] = v;
     let p = e.path || '/';
     if (this.rewrite) p = p.replace(this.rewrite, this.cfg.rewrite!.replace);
     if (e.query) p += `?${e.query}`;
