@@ -5,11 +5,9 @@
  * Debian redis-server package when it is missing.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
+import { tempDir } from './crowd-process.js';
 
 export interface RedisServer {
   port: number;
@@ -60,7 +58,7 @@ async function answersPing(port: number): Promise<boolean> {
 export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
   if (!redisServerAvailable()) throw new Error('redis-server is not installed (scripts/run-tests.sh installs the Debian package)');
   const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'crowd-redis-'));
+  const dir = tempDir('crowd-redis-');
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   const clients: Redis[] = [];
