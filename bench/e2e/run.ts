@@ -4,7 +4,7 @@
  * conditions, and writes bench/results/<date>.json, a Markdown table (also latest.md) and an
  * SVG chart (latest.svg).
  *
- *   npm run bench:e2e [-- --only 04,05] [--duration 5]
+ *   npm run bench:e2e [-- --only 04,05] [--duration 5] [--rounds 3]
  *
  * Cases that need Redis (a `redis` sink, or the fastify-ioredis baseline) get their own
  * redis-server on a free loopback port (test/helpers/redis.ts), started before and stopped
@@ -67,6 +67,13 @@ interface Case {
   threads?: { acceptors: number; lanes: number };
   /** crowd: `ingest` options of its config (e.g. `ackWait`). */
   ingest?: Record<string, unknown>;
+  /**
+   * Cases of one group run in rounds, interleaved (A B C, A B C, ...), where the group's first
+   * case stands; each reports its median round, and ratios inside the group are taken round by
+   * round (same minute, same neighbours) and their median reported. This machine's throughput
+   * drifts by up to ±20% between identical runs a minute apart (docs/benchmarks.md).
+   */
+  group?: string;
   role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'baseline-redis' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
@@ -109,13 +116,22 @@ interface Outcome {
   drainPerSec?: number;
   /** measureBackendRate: what the backend received per second over the window, and vs the limit. */
   backendRate?: { perSec: number; limit: number; deviation: number; perSecond: number[] };
+  /** Grouped cases: every round's figures, in round order; the outcome is the median round. */
+  rounds?: Round[];
 }
 
-function args(): { only: string[] | null; duration: number | null } {
+interface Round {
+  reqPerSec: number;
+  endToEndPerSec?: number;
+  p99Ms: number;
+}
+
+function args(): { only: string[] | null; duration: number | null; rounds: number } {
   const a = process.argv.slice(2);
   const only = a.includes('--only') ? a[a.indexOf('--only') + 1].split(',') : null;
   const duration = a.includes('--duration') ? Number(a[a.indexOf('--duration') + 1]) : null;
-  return { only, duration };
+  const rounds = a.includes('--rounds') ? Number(a[a.indexOf('--rounds') + 1]) : 3;
+  return { only, duration, rounds };
 }
 
 function loadCases(): Case[] {
@@ -316,16 +332,23 @@ async function backendRate(port: number, windowS: number, limit: number): Promis
   return { perSec, limit, deviation: (perSec - limit) / limit, perSecond: window };
 }
 
+/** "75,936 / 90,961 / 82,189" for a grouped case, in round order. */
+function roundsCell(o: Outcome, f: (r: Round) => number): string {
+  return o.rounds ? o.rounds.map((r) => f(r).toLocaleString('en-US')).join(' / ') : '';
+}
+
 function table(outcomes: Outcome[], meta: Record<string, string>): string {
   const rows = outcomes.map((o) =>
-    `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${o.verdict ?? ''} |`);
+    `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${roundsCell(o, (r) => r.reqPerSec)} | ${o.verdict ?? ''} |`);
   return [
     `# crowd end-to-end benchmark, ${meta.date}`,
     '',
     `Machine: ${meta.machine}. Node ${meta.node}. One run; load generator on the same machine. Body ${outcomes[0]?.bodyBytes ?? ''} B JSON, POST /leads.`,
     '',
-    '| case | load | req/s | p50 ms | p99 ms | p99.9 ms | vs ceiling | vs baseline | server CPU | peak RSS MB | non-2xx + errors | target |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    'Cases with rounds ran interleaved with the others of their group (ceiling, memory, durable, ...; Redis baseline and crowd -> Redis): each row is the median round, and its ratios are the median of the per-round ratios.',
+    '',
+    '| case | load | req/s | p50 ms | p99 ms | p99.9 ms | vs ceiling | vs baseline | server CPU | peak RSS MB | non-2xx + errors | rounds, req/s | target |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...rows,
     '',
     ...(outcomes.some((o) => o.drainPerSec) ? [
@@ -335,9 +358,9 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
       '',
     ] : []),
     ...(outcomes.some((o) => o.endToEndPerSec) ? [
-      '| case | accepted req/s | end-to-end msg/s (accepted and delivered) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | target |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...outcomes.filter((o) => o.endToEndPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.endToEndPerSec!.toLocaleString('en-US')} | ${o.drainS ?? ''} | ${o.deliveryLatencyMs ? `${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99}` : ''} | ${o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(2)}x` : ''} | ${o.verdict ?? ''} |`),
+      '| case | accepted req/s | end-to-end msg/s (accepted and delivered) | drain after load s | delivery latency p50 / p99 ms | e2e vs baseline | rounds, e2e msg/s | target |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+      ...outcomes.filter((o) => o.endToEndPerSec).map((o) => `| ${o.name} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.endToEndPerSec!.toLocaleString('en-US')} | ${o.drainS ?? ''} | ${o.deliveryLatencyMs ? `${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99}` : ''} | ${o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(2)}x` : ''} | ${roundsCell(o, figure)} | ${o.verdict ?? ''} |`),
       '',
     ] : []),
     'Ceiling: a bare uWebSockets.js server answering a fixed receipt (stores nothing). Baseline: fastify hello-world (stores nothing).',
@@ -364,51 +387,105 @@ function svg(outcomes: Outcome[]): string {
     `<text x="10" y="18" font-size="14" font-weight="bold">requests per second (higher is better)</text>${bars.join('')}</svg>\n`;
 }
 
+/** Runs one case once: its servers (and Redis/Kafka state), the load, the drain if it measures one. */
+async function runCase(c: Case, byId: Map<string, Outcome>): Promise<Outcome> {
+  if (c.kafkaDown) kafka('down');
+  const redis = c.sink === 'redis' || c.server === 'fastify-ioredis' ? await startRedis() : null;
+  if (c.redisDown) await redis!.stop();
+  const srv = await startServer(c, redis);
+  await new Promise((r) => setTimeout(r, 500));
+  const ticks0 = cpuTicks(srv.child.pid!);
+  const t0 = performance.now();
+  const rate = c.fixedRate ?? (c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined);
+  const base = c.rateOf ? byId.get(c.rateOf) : undefined;
+  const r = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
+  const wall = (performance.now() - t0) / 1000;
+  const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
+  const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
+  if (c.backendAfterLoad) {
+    const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
+    await srv.startBackend();
+    o.drainPerSec = await forwardRate(srv.adminPort, accepted, c.sink ?? 'http');
+  } else if (c.measureDelivery) {
+    const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
+    const d = await awaitDrain(srv.adminPort, accepted, c.sink ?? 'kafka');
+    o.drainS = Number(d.drainS.toFixed(2));
+    o.endToEndPerSec = Math.round(d.delivered / (o.durationS + d.drainS));
+    o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
+  }
+  if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis') o.endToEndPerSec = o.reqPerSec;
+  if (c.measureBackendRate) o.backendRate = await backendRate(srv.backendPort, c.measureBackendRate.windowS, Number(c.sinkOptions?.rate));
+  await srv.stop();
+  await redis?.stop();
+  if (c.kafkaDown) kafka('up');
+  return o;
+}
+
+/** What a round is judged by: delivered messages/s when the case measures delivery, else req/s. */
+const figure = (o: { reqPerSec: number; endToEndPerSec?: number }) => o.endToEndPerSec ?? o.reqPerSec;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** The median of per-round ratios a[r] / b[r] (both cases ran in the same rounds). */
+function pairedRatio(a: Round[], b: Round[], f: (r: Round) => number): number {
+  return median(a.map((r, i) => f(r) / f(b[i])));
+}
+
+/** The cases in running order: a group's cases, `rounds` times interleaved, where its first case stands. */
+function schedule(cases: Case[], rounds: number): Case[][] {
+  const steps: Case[][] = [];
+  const seen = new Set<string>();
+  for (const c of cases) {
+    if (!c.group) steps.push([c]);
+    else if (!seen.has(c.group)) {
+      seen.add(c.group);
+      const members = cases.filter((m) => m.group === c.group);
+      for (let r = 0; r < rounds; r++) steps.push(members);
+    }
+  }
+  return steps;
+}
+
 async function main(): Promise<void> {
   const cases = loadCases();
+  const { rounds } = args();
   const outcomes: Outcome[] = [];
   const needsKafka = cases.some((c) => c.sink === 'kafka' || c.server === 'fastify-kafkajs');
   const startedKafka = needsKafka && !kafka('status') ? kafka('up') : false;
   const byId = new Map<string, Outcome>();
-  for (const [i, c] of cases.entries()) {
-    process.stderr.write(`[${i + 1}/${cases.length}] ${c.name} (${c.duration}s)... `);
-    if (c.kafkaDown) kafka('down');
-    const redis = c.sink === 'redis' || c.server === 'fastify-ioredis' ? await startRedis() : null;
-    if (c.redisDown) await redis!.stop();
-    const srv = await startServer(c, redis);
-    await new Promise((r) => setTimeout(r, 500));
-    const ticks0 = cpuTicks(srv.child.pid!);
-    const t0 = performance.now();
-    const rate = c.fixedRate ?? (c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined);
-    const base = c.rateOf ? byId.get(c.rateOf) : undefined;
-    const r = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
-    const wall = (performance.now() - t0) / 1000;
-    const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
-    const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
-    if (c.backendAfterLoad) {
-      const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
-      await srv.startBackend();
-      o.drainPerSec = await forwardRate(srv.adminPort, accepted, c.sink ?? 'http');
-    } else if (c.measureDelivery) {
-      const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
-      const d = await awaitDrain(srv.adminPort, accepted, c.sink ?? 'kafka');
-      o.drainS = Number(d.drainS.toFixed(2));
-      o.endToEndPerSec = Math.round(d.delivered / (o.durationS + d.drainS));
-      o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
+  const samples = new Map<string, Outcome[]>();
+  const runs = schedule(cases, rounds).flat();
+  for (const [i, c] of runs.entries()) {
+    const round = c.group ? ` round ${(samples.get(c.id)?.length ?? 0) + 1}/${rounds}` : '';
+    process.stderr.write(`[${i + 1}/${runs.length}] ${c.name}${round} (${c.duration}s)... `);
+    const o = await runCase(c, byId);
+    process.stderr.write(`${o.reqPerSec.toLocaleString('en-US')} req/s${o.endToEndPerSec ? `, ${o.endToEndPerSec.toLocaleString('en-US')} delivered/s` : ''}, p99 ${o.latencyMs.p99.toFixed(2)} ms\n`);
+    if (!c.group) {
+      outcomes.push(o);
+      byId.set(c.id, o);
+      continue;
     }
-    if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis') o.endToEndPerSec = o.reqPerSec;
-    if (c.measureBackendRate) o.backendRate = await backendRate(srv.backendPort, c.measureBackendRate.windowS, Number(c.sinkOptions?.rate));
-    await srv.stop();
-    await redis?.stop();
-    if (c.kafkaDown) kafka('up');
-    outcomes.push(o);
-    byId.set(c.id, o);
-    process.stderr.write(`${o.reqPerSec.toLocaleString('en-US')} req/s, p99 ${o.latencyMs.p99.toFixed(2)} ms\n`);
+    const got = samples.get(c.id) ?? [];
+    got.push(o);
+    samples.set(c.id, got);
+    if (got.length === rounds) {
+      // The median round stands for the case (its latencies, CPU and RSS come with it).
+      const mid = [...got].sort((a, b) => figure(a) - figure(b))[(rounds - 1) >> 1];
+      const out: Outcome = { ...mid, rounds: got.map((g) => ({ reqPerSec: g.reqPerSec, endToEndPerSec: g.endToEndPerSec, p99Ms: g.latencyMs.p99 })) };
+      outcomes.push(out);
+      byId.set(c.id, out);
+    }
   }
+  outcomes.sort((a, b) => cases.findIndex((c) => c.id === a.id) - cases.findIndex((c) => c.id === b.id));
   const ceiling = outcomes.find((o) => o.role === 'ceiling');
   const baseline = outcomes.find((o) => o.role === 'baseline');
   for (const o of outcomes) {
-    if (ceiling && o !== ceiling && !o.rate) o.ratioToCeiling = o.reqPerSec / ceiling.reqPerSec;
+    if (ceiling && o !== ceiling && !o.rate) {
+      o.ratioToCeiling = o.rounds && ceiling.rounds ? pairedRatio(o.rounds, ceiling.rounds, (r) => r.reqPerSec) : o.reqPerSec / ceiling.reqPerSec;
+    }
     if (baseline && o.role === 'crowd' && !o.rate) o.ratioToBaseline = o.reqPerSec / baseline.reqPerSec;
     const t = o.target;
     if (t?.ratioToCeiling !== undefined && o.ratioToCeiling !== undefined) {
@@ -430,7 +507,7 @@ async function main(): Promise<void> {
     }
     const b = c.baselineOf ? byId.get(c.baselineOf) : undefined;
     if (o?.endToEndPerSec && b?.endToEndPerSec) {
-      o.ratioToBaselineE2E = o.endToEndPerSec / b.endToEndPerSec;
+      o.ratioToBaselineE2E = o.rounds && b.rounds ? pairedRatio(o.rounds, b.rounds, figure) : o.endToEndPerSec / b.endToEndPerSec;
       const t = c.target;
       if (t?.e2eRatioToBaseline) o.verdict = `${o.ratioToBaselineE2E >= t.e2eRatioToBaseline ? 'MET' : 'MISSED'} e2e >= ${t.e2eRatioToBaseline}x baseline${t.e2eGoal ? ` (goal ${t.e2eGoal}x)` : ''}`;
     }
