@@ -71,3 +71,51 @@ test('the hot-path writer writes exactly what the generic writer writes', async 
   );
   t.pass();
 });
+
+test('peekEnvelope reads the topic and receive time protobufjs decodes, topic after topic', async (t) => {
+  const { peekEnvelope } = await import('../src/envelope/envelope-peek.js');
+  fc.assert(
+    fc.property(fc.array(fieldsArb, { minLength: 1, maxLength: 4 }), (all) => {
+      // Several in a row: the peek reuses the previous topic string while the bytes repeat.
+      for (const f of all) {
+        const p = peekEnvelope(encode(f));
+        if (p.topic !== f.topic || p.receivedAtMs !== f.receivedAtMs) return false;
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+test('an envelope peekEnvelope accepts always decodes: cut or damaged bytes are refused, not passed on', async (t) => {
+  const { peekEnvelope } = await import('../src/envelope/envelope-peek.js');
+  let refused = 0;
+  fc.assert(
+    fc.property(fieldsArb, fc.nat(), fc.nat(255), fc.boolean(), (f, at, byte, cut) => {
+      const good = encode(f);
+      const bad = Buffer.from(good);
+      const i = at % bad.length;
+      const damaged = cut ? bad.subarray(0, i) : ((bad[i] = byte), bad);
+      let peeked = true;
+      try {
+        peekEnvelope(damaged);
+      } catch {
+        peeked = false;
+        refused++;
+      }
+      if (!peeked) return true;
+      try {
+        decodeEnvelope(damaged);
+      } catch (e) {
+        throw new Error(`peek accepted what does not decode (${(e as Error).message}): ${damaged.toString("hex")}`);
+      }
+      return true;
+    }),
+    { numRuns: 2000 },
+  );
+  // The damage must actually reach the peek's checks, or this test proves nothing.
+  t.true(refused > 100, `only ${refused} of 2000 damaged envelopes were refused`);
+  t.throws(() => peekEnvelope(Buffer.from([0x12, 0x05, 0x61])), { message: /index out of range/ });
+  t.throws(() => peekEnvelope(Buffer.from([0x5c])), { message: /invalid wire type 4/ });
+});

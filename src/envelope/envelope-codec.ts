@@ -10,6 +10,7 @@ import protobuf from 'protobufjs';
 const protoFile = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../proto/crowd.proto');
 const root = protobuf.loadSync(protoFile);
 export const EnvelopeType = root.lookupType('crowd.v1.Envelope');
+export const HeaderType = root.lookupType('crowd.v1.Header');
 
 export interface Envelope {
   id: string;

@@ -12,7 +12,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { CrowdConfig } from '../config/types.js';
-import { decodeEnvelope, encodeEnvelopeReference, type Envelope } from '../envelope/envelope-codec.js';
+import { encodeEnvelopeReference } from '../envelope/envelope-codec.js';
+import { peekEnvelope, type EnvelopeRouting } from '../envelope/envelope-peek.js';
 import { LaneControl } from '../lanes/lane-control.js';
 import { CursorStore } from '../log/cursors.js';
 import { frameSize } from '../log/frame-layout.js';
@@ -22,6 +23,7 @@ import { LaneTail } from '../log/lane-tail.js';
 import type { Logger } from '../logger.js';
 import { DeliveryTracker, type InFlight } from './delivery-tracker.js';
 import type { DeliveryOutcome, OutboundMessage, Sink } from './sink-types.js';
+import { StoredMessage } from './stored-message.js';
 
 export interface SinkStats {
   delivered: number;
@@ -128,22 +130,22 @@ class SinkDriver {
         busy = true;
         for (const r of recs) {
           this.avgFrame = this.avgFrame * 0.99 + frameSize(r.payload.length) * 0.01;
-          let env: Envelope;
+          let route: EnvelopeRouting;
           try {
-            env = decodeEnvelope(r.payload);
+            route = peekEnvelope(r.payload);
           } catch {
-            // A frame that checks out but does not decode: never deliverable.
+            // A frame that checks out but does not parse: never deliverable.
             const f = feed.tracker.add(r.offset, r.next, Date.now());
             feed.tracker.done(f);
             this.failed++;
             continue;
           }
-          const f = feed.tracker.add(r.offset, r.next, env.receivedAtMs);
-          if (!this.topics.has(env.topic)) {
+          const f = feed.tracker.add(r.offset, r.next, route.receivedAtMs);
+          if (!this.topics.has(route.topic)) {
             feed.tracker.done(f);
             continue;
           }
-          const m: OutboundMessage = { envelope: env, payload: r.payload, lane: feed.lane, offset: r.offset };
+          const m = new StoredMessage(r.payload, feed.lane, r.offset);
           if (feed.waiting.length > 0 || !this.trySend(feed, f, m)) feed.waiting.push({ f, m });
         }
       }
@@ -168,7 +170,7 @@ class SinkDriver {
     if (this.stopped) return;
     if (o.kind === 'delivered') {
       this.delivered++;
-      const lat = Date.now() - m.envelope.receivedAtMs;
+      const lat = Date.now() - f.receivedAtMs;
       if (this.latencies.length < 4096) this.latencies.push(lat);
       else this.latencies[Math.floor(Math.random() * 4096)] = lat;
       feed.tracker.done(f);

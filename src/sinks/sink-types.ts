@@ -6,7 +6,8 @@
 import type { Envelope } from '../envelope/envelope-codec.js';
 
 export interface OutboundMessage {
-  envelope: Envelope;
+  /** The decoded envelope (the host's messages decode it on first use: stored-message.ts). */
+  readonly envelope: Envelope;
   /** The envelope's protobuf bytes, as stored (for `format: envelope`). */
   payload: Buffer;
   lane: number;
