@@ -15,10 +15,10 @@ export function sendReceiptNow(res: HttpResponse, id: string): void {
   res.writeHeader('Content-Type', JSON_TYPE).end('{"status":"OK","id":"' + id + '"}');
 }
 
-/** The receipt after an asynchronous boundary (a lane's wake-up): corked. */
+/** The receipt after an asynchronous boundary (a lane's wake-up): corked; 200 is uWS's default status. */
 export function sendReceipt(res: HttpResponse, id: string): void {
   res.cork(() => {
-    res.writeStatus('200 OK').writeHeader('Content-Type', JSON_TYPE).end('{"status":"OK","id":"' + id + '"}');
+    res.writeHeader('Content-Type', JSON_TYPE).end('{"status":"OK","id":"' + id + '"}');
   });
 }
 
