@@ -172,16 +172,26 @@ async function adminJson(port: number, p: string): Promise<any> {
   return p === '/metrics' ? r.text() : r.json();
 }
 
+/**
+ * Polls a sink's /stats every 100 ms (at most 2 minutes) until `done` says so; calls `seen`
+ * with each delivered count first. Returns the last delivered count.
+ */
+async function pollDelivered(adminPort: number, sink: string, done: (delivered: number, backlogBytes: number) => boolean, seen: (delivered: number) => void = () => {}): Promise<number> {
+  let delivered = 0;
+  for (let i = 0; i < 1200; i++) {
+    const st = (await adminJson(adminPort, '/stats')).sinks?.[sink];
+    delivered = st?.delivered ?? 0;
+    seen(delivered);
+    if (done(delivered, st?.backlogBytes ?? -1)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return delivered;
+}
+
 /** After the load: waits until crowd's sink has delivered everything it accepted. */
 async function awaitDrain(adminPort: number, accepted: number, sink: string): Promise<{ drainS: number; delivered: number; p50: number; p99: number }> {
   const t0 = performance.now();
-  let delivered = 0;
-  for (let i = 0; i < 1200; i++) {
-    const st = await adminJson(adminPort, '/stats');
-    delivered = st.sinks?.[sink]?.delivered ?? 0;
-    if (delivered >= accepted && st.sinks[sink].backlogBytes === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const delivered = await pollDelivered(adminPort, sink, (d, backlog) => d >= accepted && backlog === 0);
   const drainS = (performance.now() - t0) / 1000;
   const metrics: string = await adminJson(adminPort, '/metrics');
   const q = (p: string) => Number(new RegExp(`crowd_sink_delivery_latency_seconds\\{sink="${sink}",quantile="${p}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? 'NaN') * 1000;
@@ -307,15 +317,12 @@ async function runAutocannon(c: Case, port: number, rate: number | undefined): P
 async function forwardRate(adminPort: number, accepted: number, sink: string): Promise<number> {
   let first = 0;
   let firstAt = 0;
-  let delivered = 0;
-  for (let i = 0; i < 1200 && delivered < accepted; i++) {
-    delivered = (await adminJson(adminPort, '/stats')).sinks?.[sink]?.delivered ?? 0;
-    if (firstAt === 0 && delivered > 0) {
-      first = delivered;
+  const delivered = await pollDelivered(adminPort, sink, (d) => d >= accepted, (d) => {
+    if (firstAt === 0 && d > 0) {
+      first = d;
       firstAt = performance.now();
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  });
   return Math.round((delivered - first) / ((performance.now() - firstAt) / 1000));
 }
 
