@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
+import { writeReadmeTable } from './readme-table.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -528,6 +529,9 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(resultsDir, `${date}.md`), md);
   fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
   fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svg(outcomes));
+  // Only a run of every case, with the default rounds and durations, feeds the README.
+  const a = args();
+  if (!a.only && !a.duration && a.rounds === 3) writeReadmeTable(path.join(repo, 'README.md'), outcomes, date);
   process.stdout.write(md);
 }
 
