@@ -522,7 +522,7 @@ export class Acceptor {
     buf[at] = route.needsFsync ? RECORD_FSYNC : 0;
     writeEnvelopeFast(buf, at + 1, id, rf, now, ctx.key, ctx.kept, ct, body, ctx.query);
     const pos = ring.publish();
-    this.lanes[lane].ring();
+    this.wakeLaneSoon(lane);
     if (!route.needsFsync) {
       sendReceiptNow(res, id);
       this.stats.answered(route, 200, 'memory', (performance.now() - ctx.t0) / 1000);
@@ -538,6 +538,33 @@ export class Acceptor {
   }
 
   private pollScheduled = false;
+  /** Lanes with records published this event-loop turn, to be rung once at its end. */
+  private readonly toWake: boolean[] = [];
+  private wakeScheduled = false;
+
+  /**
+   * A lane is rung (a futex wake when it sleeps) once per event-loop turn, after every request
+   * uWS read in that turn is in the ring, not once per request: the lane's first batch then
+   * holds the whole turn's records instead of one (a smaller group commit, and the rest waiting
+   * for the next fsync), and the acceptor makes one futex call per turn instead of up to one per
+   * request (0.58 per request under strace before). setImmediate runs right after the poll
+   * phase in which uWS handled the requests.
+   */
+  private wakeLaneSoon(lane: number): void {
+    this.toWake[lane] = true;
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(this.wakeLanes);
+  }
+
+  private readonly wakeLanes = (): void => {
+    this.wakeScheduled = false;
+    for (let lane = 0; lane < this.toWake.length; lane++) {
+      if (!this.toWake[lane]) continue;
+      this.toWake[lane] = false;
+      this.lanes[lane].ring();
+    }
+  };
 
   /**
    * `ingest.ackWait: "poll"`: while durable requests wait, look at the lanes' watermarks on
