@@ -521,7 +521,7 @@ export class Acceptor {
     const buf = this.ringBufs[lane];
     buf[at] = route.needsFsync ? RECORD_FSYNC : 0;
     writeEnvelopeFast(buf, at + 1, id, rf, now, ctx.key, ctx.kept, ct, body, ctx.query);
-    const pos = ring.publish();
+    const pos = ring.publishLater();
     this.wakeLaneSoon(lane);
     if (!route.needsFsync) {
       sendReceiptNow(res, id);
@@ -538,17 +538,18 @@ export class Acceptor {
   }
 
   private pollScheduled = false;
-  /** Lanes with records published this event-loop turn, to be rung once at its end. */
+  /** Lanes with records published this event-loop turn, to be handed over at its end. */
   private readonly toWake: boolean[] = [];
   private wakeScheduled = false;
 
   /**
-   * A lane is rung (a futex wake when it sleeps) once per event-loop turn, after every request
-   * uWS read in that turn is in the ring, not once per request: the lane's first batch then
-   * holds the whole turn's records instead of one (a smaller group commit, and the rest waiting
-   * for the next fsync), and the acceptor makes one futex call per turn instead of up to one per
-   * request (0.58 per request under strace before). setImmediate runs right after the poll
-   * phase in which uWS handled the requests.
+   * The records of one event-loop turn are handed to a lane together at the turn's end: HEAD
+   * is published (flush) and the lane rung (a futex wake when it sleeps) once, after every
+   * request uWS read in that turn is in the ring, not once per request. The lane's batch then
+   * holds the whole turn's records instead of the first few (a small group commit, the rest
+   * waiting for the next fsync), and the acceptor makes one futex call per turn instead of up
+   * to one per request (0.58 per request under strace before). setImmediate runs right after
+   * the poll phase in which uWS handled the requests.
    */
   private wakeLaneSoon(lane: number): void {
     this.toWake[lane] = true;
@@ -562,6 +563,7 @@ export class Acceptor {
     for (let lane = 0; lane < this.toWake.length; lane++) {
       if (!this.toWake[lane]) continue;
       this.toWake[lane] = false;
+      this.rings[lane].flush();
       this.lanes[lane].ring();
     }
   };

@@ -104,6 +104,22 @@ export class SpscRing {
     return next;
   }
 
+  /**
+   * Like publish(), but HEAD stays private until flush(): the producer hands over the records
+   * of one event-loop turn to the consumer at once. Returns the position after the record.
+   */
+  publishLater(): number {
+    const next = (this.pHead + this.pendingNeed) >>> 0;
+    this.pHead = next;
+    this.pendingNeed = 0;
+    return next;
+  }
+
+  /** Makes every record published with publishLater() visible to the consumer. */
+  flush(): void {
+    if (this.pHead !== -1) Atomics.store(this.ctl, HEAD, this.pHead | 0);
+  }
+
   /** Convenience for tests and benchmarks: reserve + copy + publish. */
   push(payload: Uint8Array): number {
     const at = this.reserve(payload.length);
