@@ -187,6 +187,14 @@ static napi_value error_object(napi_env env, const char *msg, size_t len, int lo
   return o;
 }
 
+static void batch_free(Batch *b) {
+  free(b->type);
+  free(b->num);
+  free(b->len);
+  free(b->text);
+  free(b);
+}
+
 /* Every reply is in: one array to JS, one call. */
 static void batch_answer(Batch *b) {
   napi_env env = b->conn->env;
@@ -215,11 +223,7 @@ static void batch_answer(Batch *b) {
   napi_close_handle_scope(env, scope);
   if (b->extra) napi_delete_reference(env, b->extra);
   b->extra = NULL;
-  free(b->type);
-  free(b->num);
-  free(b->len);
-  free(b->text);
-  free(b);
+  batch_free(b);
 }
 
 static int keep_text(Batch *b, uint32_t i, const char *s, size_t n) {
@@ -415,51 +419,79 @@ static void answer_unqueued(Batch *b, uint32_t from, const char *why, uint8_t ty
   if (b->got == b->n) batch_answer(b);
 }
 
+/* The connection still takes commands: not gone, not being freed or disconnected. */
+static int conn_open(const Conn *c) {
+  return c->ac && !c->freeing && !(c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
+/* A batch of n commands whose replies all go to `done` in one call; NULL (a JS exception
+ * pending) when it cannot be made. */
+static Batch *batch_new(napi_env env, Conn *c, uint32_t n, napi_value done) {
+  Batch *b = calloc(1, sizeof *b);
+  if (!b || !(b->type = malloc(n)) || !(b->num = malloc(n * sizeof *b->num)) || !(b->len = malloc(n * sizeof *b->len))) {
+    if (b) batch_free(b);
+    napi_throw_error(env, "CROWD_NATIVE", "out of memory");
+    return NULL;
+  }
+  if (napi_create_reference(env, done, 1, &b->done) != napi_ok) {
+    batch_free(b);
+    napi_throw_error(env, "CROWD_NATIVE", "N-API call failed: napi_create_reference(done)");
+    return NULL;
+  }
+  b->conn = c;
+  b->n = n;
+  return b;
+}
+
+static napi_value boolean(napi_env env, int v) {
+  napi_value out;
+  CHECK(napi_get_boolean(env, v, &out));
+  return out;
+}
+
+#define BAD_ARGUMENT (-2)
+
+/* Command i of a (args, argc) batch, formatted as RESP into *cmd: its argc[i] arguments are
+ * read from args at *a, which moves past them. Returns the command's length; BAD_ARGUMENT when
+ * argc[i] is not a count or an argument is not a string or Buffer; -1 when hiredis cannot
+ * format it (out of memory). */
+static long long format_command(napi_env env, Conn *c, napi_value args, napi_value argc, uint32_t i, uint32_t *a, sds *cmd) {
+  napi_value nv, v;
+  uint32_t n = 0;
+  int ok = napi_get_element(env, argc, i, &nv) == napi_ok && napi_get_value_uint32(env, nv, &n) == napi_ok && n > 0;
+  ok = ok && ensure_args(c, n);
+  c->strused = 0;
+  for (uint32_t k = 0; ok && k < n; k++, (*a)++)
+    ok = napi_get_element(env, args, *a, &v) == napi_ok && read_arg(env, c, v, k);
+  if (!ok) return BAD_ARGUMENT;
+  for (uint32_t k = 0; k < n; k++)
+    if (c->stroff[k] != SIZE_MAX) c->argv[k] = c->strs + c->stroff[k];
+  return redisFormatSdsCommandArgv(cmd, (int)n, c->argv, c->argvlen);
+}
+
 static napi_value js_write(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], out;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Conn *c = argc == 4 ? get_conn(env, argv[0]) : NULL;
   if (!c) {
     napi_throw_type_error(env, "CROWD_NATIVE", "redisWrite(handle, args, argc, done)");
     return NULL;
   }
-  if (!c->ac || c->freeing || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
-    CHECK(napi_get_boolean(env, 0, &out));
-    return out;
-  }
+  if (!conn_open(c)) return boolean(env, 0);
   uint32_t ncmd;
   CHECK(napi_get_array_length(env, argv[2], &ncmd));
-  if (ncmd == 0) {
-    CHECK(napi_get_boolean(env, 1, &out));
-    return out;
-  }
-  Batch *b = calloc(1, sizeof *b);
-  if (!b || !(b->type = malloc(ncmd)) || !(b->num = malloc(ncmd * sizeof *b->num)) || !(b->len = malloc(ncmd * sizeof *b->len))) {
-    if (b) { free(b->type); free(b->num); free(b); }
-    napi_throw_error(env, "CROWD_NATIVE", "out of memory");
-    return NULL;
-  }
-  b->conn = c;
-  b->n = ncmd;
-  CHECK(napi_create_reference(env, argv[3], 1, &b->done));
+  if (ncmd == 0) return boolean(env, 1);
+  Batch *b = batch_new(env, c, ncmd, argv[3]);
+  if (!b) return NULL;
   uint32_t a = 0;
   for (uint32_t i = 0; i < ncmd; i++) {
-    napi_value nv, v;
-    uint32_t n = 0;
-    int ok = napi_get_element(env, argv[2], i, &nv) == napi_ok && napi_get_value_uint32(env, nv, &n) == napi_ok && n > 0;
-    ok = ok && ensure_args(c, n);
-    c->strused = 0;
-    for (uint32_t k = 0; ok && k < n; k++, a++)
-      ok = napi_get_element(env, argv[1], a, &v) == napi_ok && read_arg(env, c, v, k);
-    if (!ok) {
+    sds cmd = NULL;
+    long long len = format_command(env, c, argv[1], argv[2], i, &a, &cmd);
+    if (len == BAD_ARGUMENT) {
       answer_unqueued(b, i, "ERR crowd: a command argument is not a string or Buffer", R_ERR);
       break;
     }
-    for (uint32_t k = 0; k < n; k++)
-      if (c->stroff[k] != SIZE_MAX) c->argv[k] = c->strs + c->stroff[k];
-    sds cmd = NULL;
-    long long len = redisFormatSdsCommandArgv(&cmd, (int)n, c->argv, c->argvlen);
     int queued = len >= 0 && redisAsyncFormattedCommand(c->ac, on_reply, b, cmd, (size_t)len) == REDIS_OK;
     sdsfree(cmd);
     if (!queued) {
@@ -467,8 +499,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
       break;
     }
   }
-  CHECK(napi_get_boolean(env, 1, &out));
-  return out;
+  return boolean(env, 1);
 }
 
 static void free_sds(napi_env env, void *data, void *hint) {
@@ -490,22 +521,13 @@ static napi_value js_encode(napi_env env, napi_callback_info info) {
   CHECK(napi_get_array_length(env, argv[1], &ncmd));
   sds all = sdsempty();
   for (uint32_t i = 0; i < ncmd; i++) {
-    napi_value nv, v;
-    uint32_t n = 0;
-    int ok = napi_get_element(env, argv[1], i, &nv) == napi_ok && napi_get_value_uint32(env, nv, &n) == napi_ok && n > 0;
-    ok = ok && ensure_args(c, n);
-    c->strused = 0;
-    for (uint32_t k = 0; ok && k < n; k++, a++)
-      ok = napi_get_element(env, argv[0], a, &v) == napi_ok && read_arg(env, c, v, k);
-    if (!ok) {
+    sds cmd = NULL;
+    long long len = format_command(env, c, argv[0], argv[1], i, &a, &cmd);
+    if (len == BAD_ARGUMENT) {
       sdsfree(all);
       napi_throw_type_error(env, "CROWD_NATIVE", "redisEncode(args, argc): arguments are strings or Buffers");
       return NULL;
     }
-    for (uint32_t k = 0; k < n; k++)
-      if (c->stroff[k] != SIZE_MAX) c->argv[k] = c->strs + c->stroff[k];
-    sds cmd = NULL;
-    long long len = redisFormatSdsCommandArgv(&cmd, (int)n, c->argv, c->argvlen);
     if (len < 0) {
       sdsfree(all);
       napi_throw_error(env, "CROWD_NATIVE", "out of memory");
@@ -801,7 +823,7 @@ static napi_value js_encode_envelopes(napi_env env, napi_callback_info info) {
 /* redisWriteEnvelopes(handle, spec, payloads, ends, done): one call per batch. */
 static napi_value js_write_envelopes(napi_env env, napi_callback_info info) {
   size_t argc = 5;
-  napi_value argv[5], out;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Conn *c = argc == 5 ? get_conn(env, argv[0]) : NULL;
   Spec *sp;
@@ -812,23 +834,10 @@ static napi_value js_write_envelopes(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "CROWD_NATIVE", "redisWriteEnvelopes(handle, spec, payloads, ends, done)");
     return NULL;
   }
-  if (!c->ac || c->freeing || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
-    CHECK(napi_get_boolean(env, 0, &out));
-    return out;
-  }
-  if (n == 0) {
-    CHECK(napi_get_boolean(env, 1, &out));
-    return out;
-  }
-  Batch *b = calloc(1, sizeof *b);
-  if (!b || !(b->type = malloc(n)) || !(b->num = malloc(n * sizeof *b->num)) || !(b->len = malloc(n * sizeof *b->len))) {
-    if (b) { free(b->type); free(b->num); free(b); }
-    napi_throw_error(env, "CROWD_NATIVE", "out of memory");
-    return NULL;
-  }
-  b->conn = c;
-  b->n = (uint32_t)n;
-  CHECK(napi_create_reference(env, argv[4], 1, &b->done));
+  if (!conn_open(c)) return boolean(env, 0);
+  if (n == 0) return boolean(env, 1);
+  Batch *b = batch_new(env, c, (uint32_t)n, argv[4]);
+  if (!b) return NULL;
   static __thread Msg m;
   static __thread Out o;
   for (size_t i = 0, start = 0; i < n; start = ends[i], i++) {
@@ -844,8 +853,7 @@ static napi_value js_write_envelopes(napi_env env, napi_callback_info info) {
       break;
     }
   }
-  CHECK(napi_get_boolean(env, 1, &out));
-  return out;
+  return boolean(env, 1);
 }
 
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
