@@ -1,6 +1,6 @@
 {
   "variables": {
-    "with_hiredis%": "<!(node -p \"require('fs').existsSync('/usr/include/hiredis/adapters/libuv.h') ? 1 : 0\")"
+    "with_hiredis%": "<!(node scripts/hiredis-headers.mjs)"
   },
   "targets": [
     {

@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { HIREDIS_HEADERS, hasHiredis } from './hiredis-headers.mjs';
 
 const nodedir = path.dirname(path.dirname(process.execPath));
 const headers = path.join(nodedir, 'include', 'node', 'node_api.h');
@@ -15,8 +16,8 @@ if (!existsSync(headers)) {
   console.warn(`crowd: no Node headers at ${headers}; skipping the native addon (the JS twin will be used)`);
   process.exit(0);
 }
-if (!existsSync('/usr/include/hiredis/async.h')) {
-  console.warn('crowd: libhiredis-dev is not installed; building without the native Redis writer (apt-get install libhiredis-dev, then npm run install)');
+if (!hasHiredis()) {
+  console.warn(`crowd: no hiredis headers (${HIREDIS_HEADERS.join(', ')}); building without the native Redis writer (apt-get install libhiredis-dev, then npm run install)`);
 }
 const gyp = process.env.npm_config_node_gyp ?? 'node-gyp';
 const args = gyp.endsWith('.js') ? [gyp] : [];
