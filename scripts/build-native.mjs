@@ -24,5 +24,6 @@ const args = gyp.endsWith('.js') ? [gyp] : [];
 const cmd = gyp.endsWith('.js') ? process.execPath : gyp;
 const r = spawnSync(cmd, [...args, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], { stdio: 'inherit' });
 if (r.status !== 0) {
-  console.warn('crowd: native addon build failed; the JS twin will be used');
+  // r.error: node-gyp could not be started at all (not on PATH outside npm, which sets npm_config_node_gyp).
+  console.warn(`crowd: native addon build failed${r.error ? ` (${cmd}: ${r.error.message})` : ''}; the JS twin will be used`);
 }
