@@ -8,6 +8,8 @@ export interface InFlight {
   next: number;
   done: boolean;
   receivedAtMs: number;
+  /** Times the sink answered `retry` for this record: its own backoff grows with it. */
+  attempts: number;
 }
 
 export class DeliveryTracker {
@@ -21,7 +23,7 @@ export class DeliveryTracker {
 
   /** Registers a record as sent; returns the handle to confirm it with. */
   add(offset: number, next: number, receivedAtMs: number): InFlight {
-    const f: InFlight = { offset, next, done: false, receivedAtMs };
+    const f: InFlight = { offset, next, done: false, receivedAtMs, attempts: 0 };
     this.items.push(f);
     return f;
   }

@@ -22,6 +22,7 @@ import { LaneLog, deadLetterDir, listLanes } from '../log/lane-log.js';
 import { LaneTail } from '../log/lane-tail.js';
 import type { Logger } from '../logger.js';
 import { DeliveryTracker, type InFlight } from './delivery-tracker.js';
+import { retryBackoffMs } from './retry-backoff.js';
 import type { DeliveryOutcome, OutboundMessage, Sink } from './sink-types.js';
 import { StoredMessage } from './stored-message.js';
 
@@ -57,6 +58,7 @@ class SinkDriver {
   readonly feeds: LaneFeed[] = [];
   delivered = 0;
   failed = 0;
+  /** Retry outcomes of all messages (stats); each message's backoff uses its own InFlight.attempts. */
   retries = 0;
   private avgFrame = 256;
   private dlq: LaneLog | null = null;
@@ -176,7 +178,8 @@ class SinkDriver {
       feed.tracker.done(f);
     } else if (o.kind === 'retry') {
       this.retries++;
-      const backoff = o.afterMs ?? Math.min(5000, 100 * 2 ** Math.min(6, this.retries % 8)) * (0.5 + Math.random());
+      f.attempts++;
+      const backoff = o.afterMs ?? retryBackoffMs(f.attempts, Math.random());
       setTimeout(() => {
         if (this.stopped) return;
         if (!this.trySend(feed, f, m)) feed.waiting.unshift({ f, m });
