@@ -17,6 +17,7 @@ import { TokenBucket } from 'limiter';
 import type { Dispatcher } from 'undici';
 import type { HttpSinkConfig } from '../../config/types.js';
 import type { Logger } from '../../logger.js';
+import { retryBackoffMs, type BackoffLimits } from '../retry-backoff.js';
 import type { DeliveryOutcome, OutboundMessage, Sink, SinkHealth } from '../sink-types.js';
 import type { Backend } from './backend.js';
 import type { PoolRuntime } from './pool-registry.js';
@@ -45,6 +46,8 @@ export class HttpSink implements Sink {
   private readonly rewrite: RegExp | null;
   /** `headers`, lower-cased once. */
   private readonly staticHeaders: Array<[string, string]>;
+  /** `backoff`: the delay before each retry of a message. */
+  private readonly backoff: BackoffLimits;
   /** Per message (the host sends the same object again on retry): attempts so far. */
   private readonly attempts = new WeakMap<OutboundMessage, Attempts>();
   /** ordering: key: which message id holds each key until it is delivered or dead. */
@@ -54,6 +57,7 @@ export class HttpSink implements Sink {
     this.bucket = cfg.rate ? new TokenBucket({ bucketSize: Math.max(1, cfg.rate / 20), tokensPerInterval: cfg.rate, interval: 'second' }) : null;
     this.rewrite = cfg.rewrite ? new RegExp(cfg.rewrite.match) : null;
     this.staticHeaders = Object.entries(cfg.headers).map(([k, v]) => [k.toLowerCase(), v]);
+    this.backoff = { initialMs: cfg.backoffInitialMs, maxMs: cfg.backoffMaxMs };
   }
 
   async start(): Promise<void> {}
@@ -170,8 +174,7 @@ export class HttpSink implements Sink {
     a.last = server;
     a.lastError = why;
     this.attempts.set(m, a);
-    const backoff = Math.min(this.cfg.backoffMaxMs, this.cfg.backoffInitialMs * 2 ** Math.min(30, a.count - 1)) * (0.5 + Math.random());
-    done({ kind: 'retry', reason: why, afterMs: afterMs ?? backoff });
+    done({ kind: 'retry', reason: why, afterMs: afterMs ?? retryBackoffMs(a.count, Math.random(), this.backoff) });
   }
 
   private release(orderKey: string | null, m: OutboundMessage): void {
