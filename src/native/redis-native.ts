@@ -4,9 +4,10 @@
  * the Redis sink then uses its JS twin (src/sinks/redis/resp-connection.ts).
  */
 import { createRequire } from 'node:module';
-import type { MessageFormat } from '../sinks/redis/redis-commands.js';
+import { keyTemplate, type MessageFormat } from '../sinks/redis/redis-commands.js';
 import type { CommandBatch, ConnectionEvents, ConnectionFactory, RedisConnection, RedisReply } from '../sinks/redis/redis-connection.js';
 import type { OutboundMessage } from '../sinks/sink-types.js';
+import { templateParts } from '../sinks/topic-template.js';
 
 interface RedisAddon {
   hiredisVersion: string;
@@ -22,7 +23,7 @@ interface RedisAddon {
 /** The native side's description of how messages become commands (native/redis_writer.c). */
 function nativeSpec(addon: RedisAddon, f: MessageFormat): object {
   const kind = f.list === undefined ? 0 : f.push === 'left' ? 2 : 1;
-  return addon.redisSpec(kind, (f.stream ?? f.list!).split('{topic}'), f.maxLen === undefined ? null : String(f.maxLen), f.format === 'envelope');
+  return addon.redisSpec(kind, templateParts(keyTemplate(f)), f.maxLen === undefined ? null : String(f.maxLen), f.format === 'envelope');
 }
 
 /** The batch's stored envelopes back to back, and where each one ends. */

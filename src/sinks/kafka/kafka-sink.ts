@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import type { Logger } from '../../logger.js';
 import type { DeliveryOutcome, OutboundMessage, Sink, SinkHealth } from '../sink-types.js';
+import { topicTemplate } from '../topic-template.js';
 
 const require = createRequire(import.meta.url);
 
@@ -70,6 +71,11 @@ function errorNames(Kafka: any): ErrorNames {
   return { byCode, byText };
 }
 
+/** The sink's `topic` for a route topic: "{topic}" replaced by it, with "/" as "." (Kafka topic names have no "/"). */
+export function kafkaTopicName(template: string): (routeTopic: string) => string {
+  return topicTemplate(template, (t) => t.replaceAll('/', '.'));
+}
+
 export class KafkaSink implements Sink {
   // node-rdkafka ships no types for what crowd uses here; kept to this module.
   private producer: any = null;
@@ -78,9 +84,7 @@ export class KafkaSink implements Sink {
   private readonly topicOf: (routeTopic: string) => string;
 
   constructor(readonly name: string, private readonly cfg: KafkaSinkConfig, private readonly log: Logger) {
-    this.topicOf = cfg.topic.includes('{topic}')
-      ? (t) => cfg.topic.replace(/\{topic\}/g, t.replace(/\//g, '.'))
-      : () => cfg.topic;
+    this.topicOf = kafkaTopicName(cfg.topic);
   }
 
   private names: ErrorNames | null = null;

@@ -7,6 +7,7 @@
  * list:   RPUSH|LPUSH <key> <body>  (format envelope: the stored protobuf envelope)
  */
 import type { DeliveryOutcome, OutboundMessage } from '../sink-types.js';
+import { topicTemplate } from '../topic-template.js';
 import { isErrorReply, type CommandBatch, type RedisReply } from './redis-connection.js';
 
 export interface RedisSinkConfig {
@@ -27,10 +28,14 @@ export type MessageFormat = Pick<RedisSinkConfig, 'stream' | 'list' | 'maxLen' |
 
 export type CommandWriter = (m: OutboundMessage, batch: CommandBatch) => void;
 
+/** The stream or list key, with "{topic}" where the route's topic goes (topic-template.ts). */
+export function keyTemplate(cfg: MessageFormat): string {
+  return cfg.stream ?? cfg.list!;
+}
+
 /** Builds the function that appends one message's command to a batch. */
 export function commandWriter(cfg: MessageFormat): CommandWriter {
-  const template = cfg.stream ?? cfg.list!;
-  const keyOf = template.includes('{topic}') ? (t: string) => template.replace(/\{topic\}/g, t) : () => template;
+  const keyOf = topicTemplate(keyTemplate(cfg));
   const envelope = cfg.format === 'envelope';
   if (cfg.list !== undefined) {
     const verb = cfg.push === 'left' ? 'LPUSH' : 'RPUSH';
