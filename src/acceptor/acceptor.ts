@@ -11,14 +11,14 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { AckMode, CrowdConfig } from '../config/types.js';
-import { ERRORS, type ErrorCode, type ErrorSpec } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import { envelopeSizeFast, stringFieldBytes, writeEnvelopeFast } from '../envelope/envelope-writer.js';
 import { LaneControl, LaneState } from '../lanes/lane-control.js';
 import { RING_CONTROL_BYTES, SpscRing, reached } from '../ring/spsc-ring.js';
 import { JSON_BAD_UTF8, JSON_OK, jsonCheck } from '../native/json-check.js';
 import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
-import { sendError, sendInternalError, sendReceipt, sendReceiptNow } from './replies.js';
+import { sendError, sendInternalError, sendReceipt, sendReceiptNow, sendRefusal } from './replies.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
 import { Admission, rateLimitRetryAfter } from './admission.js';
 import { loadUws } from './uws.js';
@@ -291,10 +291,10 @@ export class Acceptor {
     return this.pending[lane].size + this.delivering[lane].size;
   }
 
+  /** Counts a refusal and answers it (with a body left unread: next turn, closing; replies.ts). */
   private reject(res: HttpResponse, code: ErrorCode, route: Route | null, head: boolean, hasBody: boolean, allow?: string, retryAfterSeconds = this.retryAfter): void {
     this.stats.rejected(route, code);
-    if (hasBody || (ERRORS[code] as ErrorSpec).close === true) return this.rejectAndClose(res, code, head, allow, retryAfterSeconds);
-    sendError(res, code, { head, allow, retryAfterSeconds });
+    sendRefusal(res, code, hasBody, { head, allow, retryAfterSeconds });
   }
 
   /**
@@ -310,23 +310,6 @@ export class Acceptor {
     res.onAborted(() => (aborted = true));
     res.onData((_chunk, isLast) => {
       if (isLast && !aborted) sendError(res, code, { head, retryAfterSeconds });
-    });
-  }
-
-  /**
-   * Refusals that leave unread or untrusted bytes on the connection are answered on the next
-   * loop turn, with the connection closed. Answering at once is not safe with this uWS build:
-   * it goes on parsing the bytes after the refused request as further pipelined requests and
-   * serves them (request smuggling; measured, see test/http-answers.test.ts). With the answer
-   * still pending, uWS closes a connection that pipelines another request instead, so such
-   * bytes are never served; a client that sent nothing more gets its 4xx and a close.
-   */
-  private rejectAndClose(res: HttpResponse, code: ErrorCode, head: boolean, allow?: string, retryAfterSeconds = this.retryAfter): void {
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    res.onData(() => {}); // discard, never buffer, what follows
-    setImmediate(() => {
-      if (!aborted) sendError(res, code, { head, close: true, allow, retryAfterSeconds });
     });
   }
 

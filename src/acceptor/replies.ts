@@ -1,10 +1,10 @@
 /**
- * Writing answers with uWS: the 200 receipt and every error of the error table. HEAD requests
- * never get a body (the uWS build used here would send one), refusals that leave unread or
- * untrusted bytes on the connection close it.
+ * Writing answers with uWS, for the ingest port and the admin API: the 200 receipt and every
+ * error of the error table. HEAD requests never get a body (the uWS build used here would send
+ * one), refusals that leave unread or untrusted bytes on the connection close it.
  */
 import type { HttpResponse } from '@trufflesuite/uws-js-unofficial';
-import { ERRORS, ERROR_BODIES, statusLine, type ErrorCode } from '../errors.js';
+import { ERRORS, ERROR_BODIES, statusLine, type ErrorCode, type ErrorSpec } from '../errors.js';
 
 const JSON_TYPE = 'application/json';
 const STATUS_LINES = new Map<number, string>();
@@ -51,5 +51,25 @@ export function sendError(res: HttpResponse, code: ErrorCode, o: ErrorReplyOptio
     // endWithoutBody gets any other length, or undefined with close (measured).
     if (o.head) res.endWithoutBody(0, close);
     else res.end(ERROR_BODIES[code], close);
+  });
+}
+
+/**
+ * A refusal decided from the request line and headers. Answered at once, unless it leaves
+ * unread or untrusted bytes on the connection (`unreadBody`, or a code that closes): then on
+ * the next loop turn, with the connection closed and the body discarded unread. Answering such
+ * a refusal at once is not safe with this uWS build: it goes on parsing the bytes after the
+ * refused request as further pipelined requests and serves them (request smuggling; measured,
+ * see test/http-answers.test.ts). With the answer still pending, uWS closes a connection that
+ * pipelines another request instead, so such bytes are never served; a client that sent
+ * nothing more gets its 4xx and a close.
+ */
+export function sendRefusal(res: HttpResponse, code: ErrorCode, unreadBody: boolean, o: ErrorReplyOptions = {}): void {
+  if (!unreadBody && (ERRORS[code] as ErrorSpec).close !== true) return sendError(res, code, o);
+  let aborted = false;
+  res.onAborted(() => (aborted = true));
+  res.onData(() => {}); // discard, never buffer, what follows
+  setImmediate(() => {
+    if (!aborted) sendError(res, code, { ...o, close: true });
   });
 }

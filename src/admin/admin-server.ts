@@ -9,15 +9,15 @@
  * registered before any asynchronous step), handlers never throw into uWS, HEAD answers use
  * endWithoutBody(0) only, and a refusal that leaves a request body unread is answered on the
  * next loop turn with the connection closed (answering at once lets this uWS build parse the
- * unread body as further requests; see src/acceptor/acceptor.ts).
+ * unread body as further requests; sendRefusal in src/acceptor/replies.ts).
  */
-import type { HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import type { TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { Registry } from 'prom-client';
 import { BearerCheck } from '../acceptor/ingest-auth.js';
 import { loadUws } from '../acceptor/uws.js';
-import { sendError } from '../acceptor/replies.js';
+import { sendRefusal } from '../acceptor/replies.js';
 import type { CrowdConfig } from '../config/types.js';
-import { statusLine, type ErrorCode } from '../errors.js';
+import { statusLine } from '../errors.js';
 import type { PoolRegistry } from '../sinks/http/pool-registry.js';
 import { errorAnswer, json, listServers, registerServer, removeServer, serverDetail, type AdminAnswer } from './servers-api.js';
 import type { StatsSource } from './stats-source.js';
@@ -74,11 +74,11 @@ export class AdminServer {
       const url = req.getUrl();
       const head = method === 'head';
       const hasBody = WITH_BODY.has(method) || req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
-      if (this.bearer && this.bearer.check(req.getHeader('authorization')) !== null) return this.refuse(res, 'CROWD_UNAUTHORIZED', head, hasBody);
+      if (this.bearer && this.bearer.check(req.getHeader('authorization')) !== null) return sendRefusal(res, 'CROWD_UNAUTHORIZED', hasBody, { head });
       const { methods, param } = this.resolve(url);
-      if (!methods) return this.refuse(res, 'CROWD_NOT_FOUND', head, hasBody);
+      if (!methods) return sendRefusal(res, 'CROWD_NOT_FOUND', hasBody, { head });
       const handler = methods[method as keyof Methods];
-      if (!handler) return this.refuse(res, 'CROWD_METHOD_NOT_ALLOWED', head, hasBody, Object.keys(methods).map((m) => m.toUpperCase()).join(', '));
+      if (!handler) return sendRefusal(res, 'CROWD_METHOD_NOT_ALLOWED', hasBody, { head, allow: Object.keys(methods).map((m) => m.toUpperCase()).join(', ') });
       let closed = false;
       res.onAborted(() => (closed = true));
       const answer = (a: AdminAnswer) => {
@@ -141,20 +141,6 @@ export class AdminServer {
     },
     '/servers/:id': { delete: (_body, id) => removeServer(this.servers, id) },
   };
-
-  /**
-   * A refusal decided from the request line and headers. Without a body it is answered now;
-   * with one, on the next loop turn with the connection closed, the body never read.
-   */
-  private refuse(res: HttpResponse, code: ErrorCode, head: boolean, hasBody: boolean, allow?: string): void {
-    if (!hasBody) return sendError(res, code, { head, allow });
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    res.onData(() => {});
-    setImmediate(() => {
-      if (!aborted) sendError(res, code, { head, allow, close: true });
-    });
-  }
 
   listen(): Promise<number> {
     const { host, port } = this.config.admin;
