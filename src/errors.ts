@@ -43,11 +43,14 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** The JSON document of an error, with `more` fields after the table's (the admin API's `detail`, `reasons`). */
+export function errorDocument(code: ErrorCode, more: Record<string, unknown> = {}): Record<string, unknown> {
+  return { status: 'error', code, message: ERRORS[code].message, ...more };
+}
+
 /** Pre-rendered JSON body of each error (answers on the hot path are a table lookup). */
 export const ERROR_BODIES: Readonly<Record<ErrorCode, string>> = Object.freeze(
-  Object.fromEntries(
-    Object.entries(ERRORS).map(([code, spec]) => [code, JSON.stringify({ status: 'error', code, message: spec.message })]),
-  ) as Record<ErrorCode, string>,
+  Object.fromEntries(Object.keys(ERRORS).map((code) => [code, JSON.stringify(errorDocument(code as ErrorCode))])) as Record<ErrorCode, string>,
 );
 
 const REASONS: Record<number, string> = {

@@ -2,7 +2,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ERRORS, ERROR_BODIES } from '../src/errors.js';
+import { ERRORS, ERROR_BODIES, errorDocument } from '../src/errors.js';
 import { repoRoot } from './helpers/crowd-process.js';
 
 const doc = fs.readFileSync(path.join(repoRoot, 'docs/errors.md'), 'utf8');
@@ -20,6 +20,13 @@ test('every body is the stable JSON shape', (t) => {
     t.deepEqual(Object.keys(JSON.parse(body) as object), ['status', 'code', 'message']);
     t.is((JSON.parse(body) as { code: string }).code, code);
   }
+});
+
+test('an error document with more fields (admin API): the table\'s status, code and message first', (t) => {
+  const doc = errorDocument('CROWD_NOT_READY', { reasons: ['log quota reached'] });
+  t.deepEqual(doc, { status: 'error', code: 'CROWD_NOT_READY', message: ERRORS.CROWD_NOT_READY.message, reasons: ['log quota reached'] });
+  t.deepEqual(Object.keys(doc), ['status', 'code', 'message', 'reasons']);
+  t.is(ERROR_BODIES.CROWD_INTERNAL, JSON.stringify(errorDocument('CROWD_INTERNAL')));
 });
 
 test('no documented code is unknown to the table', (t) => {

@@ -1,6 +1,7 @@
 // Every answer of the ingest port, over raw sockets, against a real crowd process; what was
 // acknowledged is then read back with `crowd log dump`.
 import test from 'ava';
+import { ERRORS } from '../src/errors.js';
 import { dumpIds, runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { post, rawRequest } from './helpers/raw-http.js';
 
@@ -268,6 +269,7 @@ test('503 + Retry-After once the log quota is reached; readyz says why', async (
     t.true(ok >= 15);
     const ready = await rawRequest(small.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
     t.is(ready.status, 503);
+    t.like(JSON.parse(ready.body), { status: 'error', code: 'CROWD_NOT_READY', message: ERRORS.CROWD_NOT_READY.message });
     t.regex(ready.body, /log quota reached/);
     t.is((await dumpIds(small.dataDir)).length, ok, 'every 200 is in the log, no 503 is');
   } finally {

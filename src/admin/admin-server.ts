@@ -93,7 +93,7 @@ export class AdminServer {
         } catch (e) {
           p = Promise.reject(e);
         }
-        p.then(answer, (e: Error) => answer(json(500, { status: 'error', code: 'CROWD_INTERNAL', message: e.message })));
+        p.then(answer, (e: Error) => answer(errorAnswer('CROWD_INTERNAL', { detail: e.message })));
       };
       if (!hasBody) return run(Buffer.alloc(0));
       // Read the whole body (copying chunks: uWS reuses their memory), whatever the method, before
@@ -105,7 +105,7 @@ export class AdminServer {
         size += chunk.byteLength;
         if (size <= MAX_ADMIN_BODY) chunks.push(Buffer.from(new Uint8Array(chunk)));
         if (!isLast) return;
-        if (size > MAX_ADMIN_BODY) answer(errorAnswer('CROWD_BODY_TOO_LARGE', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`));
+        if (size > MAX_ADMIN_BODY) answer(errorAnswer('CROWD_BODY_TOO_LARGE', { detail: `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes` }));
         else run(Buffer.concat(chunks));
       });
     });
@@ -129,7 +129,7 @@ export class AdminServer {
         const sinks = Object.fromEntries(Object.entries(await this.src.sinkStats()).map(([n, s]) => [n, { healthy: s.healthy, detail: s.health }]));
         return r.ready
           ? json(200, { status: 'ready', sinks })
-          : json(503, { status: 'error', code: 'CROWD_NOT_READY', message: 'not ready', reasons: r.reasons, sinks });
+          : errorAnswer('CROWD_NOT_READY', { reasons: r.reasons, sinks });
       },
     },
     '/stats': { get: async () => json(200, await statsDocument(this.src)) },

@@ -9,7 +9,7 @@
  */
 import { Ajv } from 'ajv';
 import { serverRegistrationSchema } from '../config/schema.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, errorDocument, type ErrorCode } from '../errors.js';
 import type { PoolRegistry, Registration } from '../sinks/http/pool-registry.js';
 
 export interface AdminAnswer {
@@ -25,9 +25,9 @@ export function json(status: number, doc: unknown): AdminAnswer {
   return { status, type: 'application/json', body: JSON.stringify(doc) };
 }
 
-/** An error of the table, with what was wrong in `detail`. */
-export function errorAnswer(code: ErrorCode, detail?: string): AdminAnswer {
-  return json(ERRORS[code].status, { status: 'error', code, message: ERRORS[code].message, ...(detail ? { detail } : {}) });
+/** An error of the table, with its status, and fields that say more (`detail`: what was wrong). */
+export function errorAnswer(code: ErrorCode, more: { detail?: string; [field: string]: unknown } = {}): AdminAnswer {
+  return json(ERRORS[code].status, errorDocument(code, more));
 }
 
 export function registerServer(registry: PoolRegistry, body: Buffer): AdminAnswer {
@@ -35,21 +35,21 @@ export function registerServer(registry: PoolRegistry, body: Buffer): AdminAnswe
   try {
     doc = JSON.parse(body.toString('utf8'));
   } catch (e) {
-    return errorAnswer('CROWD_BAD_JSON', (e as Error).message);
+    return errorAnswer('CROWD_BAD_JSON', { detail: (e as Error).message });
   }
   if (!validateRegistration(doc)) {
     const e = validateRegistration.errors![0];
     const extra = e.params && 'additionalProperty' in e.params ? ` ("${e.params.additionalProperty}")` : '';
-    return errorAnswer('CROWD_INVALID_REQUEST', `${e.instancePath || '(body)'} ${e.message}${extra}`);
+    return errorAnswer('CROWD_INVALID_REQUEST', { detail: `${e.instancePath || '(body)'} ${e.message}${extra}` });
   }
   const r = registry.register(doc as Registration);
-  if (!r.ok) return errorAnswer(r.code, r.detail);
+  if (!r.ok) return errorAnswer(r.code, { detail: r.detail });
   return json(r.created ? 201 : 200, { ...r.server, created: r.created });
 }
 
 export function removeServer(registry: PoolRegistry, id: string): AdminAnswer {
   const s = registry.remove(id);
-  if (!s) return errorAnswer('CROWD_UNKNOWN_SERVER', `no server "${id}"`);
+  if (!s) return errorAnswer('CROWD_UNKNOWN_SERVER', { detail: `no server "${id}"` });
   return json(202, s);
 }
 
