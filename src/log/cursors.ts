@@ -4,6 +4,10 @@
  * segment only when every consumer's cursor has passed it.
  *
  *   <dataDir>/cursors/<consumer>.json   {"lanes":{"0":12345,...}}   replaced atomically
+ *
+ * Who writes them: at start, before any sink runs, the supervisor (clampToEnds); then only the
+ * sink host, which keeps its sinks' cursors in memory and commits from there. Lanes only read
+ * them (retention), and the data dir lock keeps any other process out.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +15,11 @@ import { SEGMENT_HEADER } from './frame-layout.js';
 import { writeFileDurable } from './fsutil.js';
 
 export type LaneCursors = Record<string, number>;
+
+/** A consumer's position in a lane; a consumer that never committed there starts at the beginning. */
+export function lanePosition(cursors: LaneCursors, lane: number): number {
+  return cursors[String(lane)] ?? SEGMENT_HEADER;
+}
 
 export class CursorStore {
   readonly dir: string;
@@ -39,9 +48,9 @@ export class CursorStore {
     }
   }
 
-  /** Position of a consumer in a lane; a consumer that never committed starts at the beginning. */
+  /** Position of a consumer in a lane, read from its file. */
   position(consumer: string, lane: number): number {
-    return this.load(consumer)[String(lane)] ?? SEGMENT_HEADER;
+    return lanePosition(this.load(consumer), lane);
   }
 
   commit(consumer: string, cursors: LaneCursors): void {

@@ -15,7 +15,7 @@ import type { CrowdConfig } from '../config/types.js';
 import { encodeEnvelopeReference } from '../envelope/envelope-codec.js';
 import { peekEnvelope, type EnvelopeRouting } from '../envelope/envelope-peek.js';
 import { LaneControl } from '../lanes/lane-control.js';
-import { CursorStore } from '../log/cursors.js';
+import { CursorStore, lanePosition, type LaneCursors } from '../log/cursors.js';
 import { frameSize } from '../log/frame-layout.js';
 import { sealedFrames } from '../log/frames.js';
 import { LaneLog, deadLetterDir, listLanes } from '../log/lane-log.js';
@@ -76,9 +76,17 @@ class SinkDriver {
     readonly sink: Sink,
     readonly topics: ReadonlySet<string>,
     private readonly host: SinkHost,
+    /**
+     * This sink's cursors as last committed (every lane of its file, also those it has no
+     * feed for), read once at start and committed from here: the sink host is the only writer
+     * of its sinks' cursor files while it runs (the supervisor clamps them before the host is
+     * made; lanes only read them, for retention), so the file never changes under it.
+     */
+    readonly cursors: LaneCursors,
   ) {}
 
-  addFeed(lane: number, live: boolean, start: number): void {
+  addFeed(lane: number, live: boolean): void {
+    const start = lanePosition(this.cursors, lane);
     this.feeds.push({ lane, live, tail: new LaneTail(this.host.config.dataDir, lane, start), tracker: new DeliveryTracker(start), waiting: [], committedSaved: start });
   }
 
@@ -247,8 +255,8 @@ export class SinkHost {
     const laneSet = new Set([...listLanes(config.dataDir), ...this.controls.map((_, i) => i)]);
     sinks.forEach((sink, index) => {
       const topics = new Set((config.routes ?? []).filter((r) => r.sinks.includes(sink.name)).map((r) => r.topic));
-      const d = new SinkDriver(index, sink, topics, this);
-      for (const lane of [...laneSet].sort((a, b) => a - b)) d.addFeed(lane, lane < this.controls.length, this.cursors.position(sink.name, lane));
+      const d = new SinkDriver(index, sink, topics, this, this.cursors.load(sink.name));
+      for (const lane of [...laneSet].sort((a, b) => a - b)) d.addFeed(lane, lane < this.controls.length);
       this.drivers.push(d);
     });
   }
@@ -289,9 +297,8 @@ export class SinkHost {
     for (const d of this.drivers) {
       const moved = d.feeds.filter((f) => f.tracker.committed() !== f.committedSaved);
       if (moved.length === 0) continue;
-      const cur = this.cursors.load(d.sink.name);
-      for (const f of d.feeds) cur[String(f.lane)] = f.tracker.committed();
-      this.cursors.commit(d.sink.name, cur);
+      for (const f of d.feeds) d.cursors[String(f.lane)] = f.tracker.committed();
+      this.cursors.commit(d.sink.name, d.cursors);
       for (const f of moved) f.committedSaved = f.tracker.committed();
     }
   }
