@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics (prom-client). Counters and histograms that live in other threads
  * (acceptor snapshots, lane stats in shared memory) are exported through small Metric objects
- * whose get() builds the values at scrape time; process metrics come from prom-client.
+ * whose get() builds the values at scrape time; process metrics come from prom-client. The
+ * acceptor totals (a round trip to every acceptor thread) and the sink stats are fetched once
+ * per scrape and shared by the metrics built from them, so one scrape is one consistent view.
  */
 import client from 'prom-client';
 import type { HistogramSnapshot } from '../stats/histogram.js';
@@ -32,14 +34,29 @@ class ScrapedMetric {
   reset(): void {}
 }
 
+/**
+ * `fetch`, called once for all callers that come while its promise is pending. prom-client's
+ * Registry.metrics() calls every metric's get() in the same turn, so the collectors of one
+ * scrape share one call; the next scrape, after it settled, fetches afresh.
+ */
+function sharedWhilePending<T>(fetch: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | null = null;
+  return () =>
+    (pending ??= fetch().finally(() => {
+      pending = null;
+    }));
+}
+
 export function createMetrics(src: StatsSource): client.Registry {
   const reg = new client.Registry();
+  const acceptorTotals = sharedWhilePending(() => src.acceptorTotals());
+  const sinkStats = sharedWhilePending(() => src.sinkStats());
   client.collectDefaultMetrics({ register: reg, prefix: 'crowd_' });
   const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => Promise<Value[]>) =>
     reg.registerMetric(new ScrapedMetric(name, help, type, collect) as unknown as client.Metric);
 
   add('crowd_requests_total', 'Ingest requests answered, by route and HTTP status.', 'counter', async () => {
-    const s = await src.acceptorTotals();
+    const s = await acceptorTotals();
     const v: Value[] = [];
     for (const [path, r] of Object.entries(s.routes)) {
       for (const [status, n] of Object.entries(r.byStatus)) v.push({ labels: { route: path, status }, value: n });
@@ -47,13 +64,13 @@ export function createMetrics(src: StatsSource): client.Registry {
     return v;
   });
   add('crowd_refusals_total', 'Ingest refusals by error code.', 'counter', async () =>
-    Object.entries((await src.acceptorTotals()).byCode).map(([code, n]) => ({ labels: { code }, value: n })));
+    Object.entries((await acceptorTotals()).byCode).map(([code, n]) => ({ labels: { code }, value: n })));
   add('crowd_ack_latency_seconds', 'Time from request to answer of acknowledged messages, by ack mode.', 'histogram', async () => {
-    const s = await src.acceptorTotals();
+    const s = await acceptorTotals();
     return Object.entries(s.ackLatency).flatMap(([mode, h]) => histogramValues('crowd_ack_latency_seconds', { mode }, h));
   });
   add('crowd_pending_acks', 'Requests waiting for their record to be fsynced.', 'gauge', async () => [
-    { labels: {}, value: (await src.acceptorTotals()).pending },
+    { labels: {}, value: (await acceptorTotals()).pending },
   ]);
   add('crowd_ring_used_bytes', 'Bytes in each acceptor->lane ring not yet released by the lane.', 'gauge', async () =>
     src.rings().map((r) => ({ labels: { acceptor: r.acceptor, lane: r.lane }, value: r.used })));
@@ -70,7 +87,7 @@ export function createMetrics(src: StatsSource): client.Registry {
   add('crowd_log_append_seconds', 'Group-commit latency (write + fdatasync of one batch).', 'histogram', async () =>
     src.lanes().flatMap((l) => histogramValues('crowd_log_append_seconds', { lane: l.lane }, l.append)));
   const sinkGauge = (name: string, help: string, type: 'counter' | 'gauge', pick: (s: import('../sinks/sink-host.js').SinkStats) => number) =>
-    add(name, help, type, async () => Object.entries(await src.sinkStats()).map(([sink, s]) => ({ labels: { sink }, value: pick(s) })));
+    add(name, help, type, async () => Object.entries(await sinkStats()).map(([sink, s]) => ({ labels: { sink }, value: pick(s) })));
   sinkGauge('crowd_sink_delivered_total', 'Messages delivered by each sink.', 'counter', (s) => s.delivered);
   sinkGauge('crowd_sink_failed_total', 'Messages dead-lettered by each sink.', 'counter', (s) => s.failed);
   sinkGauge('crowd_sink_retries_total', 'Deliveries retried by each sink.', 'counter', (s) => s.retries);
@@ -79,7 +96,7 @@ export function createMetrics(src: StatsSource): client.Registry {
   sinkGauge('crowd_sink_oldest_undelivered_age_seconds', 'Age of the oldest message a sink is still delivering.', 'gauge', (s) => s.oldestUndeliveredAgeMs / 1000);
   sinkGauge('crowd_sink_healthy', '1 when the sink is connected to its destination.', 'gauge', (s) => (s.healthy ? 1 : 0));
   add('crowd_sink_delivery_latency_seconds', 'Time from receipt to delivery, per sink (quantiles over recent deliveries).', 'gauge', async () =>
-    Object.entries(await src.sinkStats()).flatMap(([sink, s]) => {
+    Object.entries(await sinkStats()).flatMap(([sink, s]) => {
       const v = [...s.deliveryLatency].sort((a, b) => a - b);
       const q = (p: number) => (v.length ? v[Math.min(v.length - 1, Math.floor(p * v.length))] / 1000 : 0);
       return [0.5, 0.99].map((p) => ({ labels: { sink, quantile: p }, value: q(p) }));
