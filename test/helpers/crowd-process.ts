@@ -4,7 +4,7 @@
  * its own pid only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,27 @@ export interface CrowdProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/**
+ * Temporary directories and files the tests of this process made, removed when it exits (ava
+ * runs each test file in its own process), so a run leaves nothing in /tmp.
+ * CROWD_TEST_KEEP_TMP=1 keeps them, to look at a failed test's data dir.
+ */
+const madeHere: string[] = [];
+process.once('exit', () => {
+  if (process.env.CROWD_TEST_KEEP_TMP === '1') return;
+  for (const p of madeHere) {
+    try {
+      rmSync(p, { recursive: true, force: true });
+    } catch {
+      // Still a mount point, or busy: leave it rather than fail the test process at exit.
+    }
+  }
+});
+
 export function tempDir(prefix = 'crowd-test-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeHere.push(dir);
+  return dir;
 }
 
 export function writeConfig(dir: string, config: unknown): string {
@@ -40,6 +59,7 @@ export async function startCrowd(opts: { dataDir?: string; config?: unknown; env
   if (opts.config !== undefined) {
     const file = `${dataDir}.config.json`;
     writeFileSync(file, JSON.stringify(opts.config));
+    madeHere.push(file);
     args.push('--config', file);
   }
   const child = spawn(process.execPath, args, {
