@@ -40,7 +40,7 @@ function row(o: ReadmeOutcome, byId: Map<string, ReadmeOutcome>): string | null 
     return `| ${o.name}, accepted **and delivered** | ${n(o.endToEndPerSec)} msg/s | delivery ${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99} | ${vs}${verdict} |`;
   }
   if (o.id.startsWith('07') || o.id.startsWith('15')) return null; // shown beside their crowd rows
-  const ratio = o.ratioToCeiling !== undefined ? pct(o.ratioToCeiling) : o.id.startsWith('01-') ? '100%' : '';
+  const ratio = o.ratioToCeiling !== undefined ? pct(o.ratioToCeiling) : /^01c?-/.test(o.id) ? '100%' : '';
   return `| ${o.name} | ${n(o.reqPerSec)} | ${lat(o)} | ${ratio}${ratio ? verdict : verdict.slice(2)} |`;
 }
 

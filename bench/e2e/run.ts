@@ -488,10 +488,15 @@ async function main(): Promise<void> {
     }
   }
   outcomes.sort((a, b) => cases.findIndex((c) => c.id === a.id) - cases.findIndex((c) => c.id === b.id));
-  const ceiling = outcomes.find((o) => o.role === 'ceiling');
+  // A case is compared with the ceiling of its own group (same connections, same rounds) when
+  // the group has one, otherwise with the first ceiling.
+  const groupOf = (o: Outcome) => cases.find((c) => c.id === o.id)?.group;
+  const ceilings = outcomes.filter((o) => o.role === 'ceiling');
+  const ceilingFor = (o: Outcome) => ceilings.find((x) => groupOf(x) !== undefined && groupOf(x) === groupOf(o)) ?? ceilings[0];
   const baseline = outcomes.find((o) => o.role === 'baseline');
   for (const o of outcomes) {
-    if (ceiling && o !== ceiling && !o.rate) {
+    const ceiling = ceilingFor(o);
+    if (ceiling && o.role !== 'ceiling' && !o.rate) {
       o.ratioToCeiling = o.rounds && ceiling.rounds ? pairedRatio(o.rounds, ceiling.rounds, (r) => r.reqPerSec) : o.reqPerSec / ceiling.reqPerSec;
     }
     if (baseline && o.role === 'crowd' && !o.rate) o.ratioToBaseline = o.reqPerSec / baseline.reqPerSec;
