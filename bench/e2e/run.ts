@@ -4,7 +4,10 @@
  * conditions, and writes bench/results/<date>.json, a Markdown table (also latest.md) and an
  * SVG chart (latest.svg).
  *
- *   npm run bench:e2e [-- --only 04,05] [--duration 5] [--rounds 3]
+ *   npm run bench:e2e [-- --only 04,05] [--duration 5] [--rounds 3] [--connections 200]
+ *
+ * --connections runs the selected cases at another connection count (a sweep: their names say
+ * so; ratios stay inside the run).
  *
  * Cases that need Redis (a `redis` sink, or the fastify-ioredis baseline) get their own
  * redis-server on a free loopback port (test/helpers/redis.ts), started before and stopped
@@ -18,6 +21,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
@@ -127,23 +131,33 @@ interface Round {
   p99Ms: number;
 }
 
-function args(): { only: string[] | null; duration: number | null; rounds: number } {
-  const a = process.argv.slice(2);
-  const only = a.includes('--only') ? a[a.indexOf('--only') + 1].split(',') : null;
-  const duration = a.includes('--duration') ? Number(a[a.indexOf('--duration') + 1]) : null;
-  const rounds = a.includes('--rounds') ? Number(a[a.indexOf('--rounds') + 1]) : 3;
-  return { only, duration, rounds };
+interface RunArgs {
+  only: string[] | null;
+  duration: number | null;
+  rounds: number;
+  /** Every selected case at this connection count instead of its own (a concurrency sweep). */
+  connections: number | null;
+}
+
+function args(): RunArgs {
+  const { values: v } = parseArgs({
+    args: process.argv.slice(2),
+    options: { only: { type: 'string' }, duration: { type: 'string' }, rounds: { type: 'string' }, connections: { type: 'string' } },
+  });
+  const num = (x: string | undefined) => (x === undefined ? null : Number(x));
+  return { only: v.only?.split(',') ?? null, duration: num(v.duration), rounds: num(v.rounds) ?? 3, connections: num(v.connections) };
 }
 
 function loadCases(): Case[] {
-  const { only, duration } = args();
+  const { only, duration, connections } = args();
   return fs
     .readdirSync(casesDir)
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => ({ id: f.replace(/\.json$/, ''), ...(JSON.parse(fs.readFileSync(path.join(casesDir, f), 'utf8')) as Omit<Case, 'id'>) }))
     .filter((c) => !only || only.some((o) => c.id.startsWith(o)))
-    .map((c) => (duration ? { ...c, duration } : c));
+    .map((c) => (duration ? { ...c, duration } : c))
+    .map((c) => (connections ? { ...c, connections, name: `${c.name}, ${connections} connections` } : c));
 }
 
 function cpuTicks(pid: number): number {
@@ -536,7 +550,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svg(outcomes));
   // Only a run of every case, with the default rounds and durations, feeds the README.
   const a = args();
-  if (!a.only && !a.duration && a.rounds === 3) writeReadmeTable(path.join(repo, 'README.md'), outcomes, date);
+  if (!a.only && !a.duration && !a.connections && a.rounds === 3) writeReadmeTable(path.join(repo, 'README.md'), outcomes, date);
   process.stdout.write(md);
 }
 
