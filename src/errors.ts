@@ -27,6 +27,7 @@ export const ERRORS = {
   CROWD_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'content type not accepted on this route' },
   CROWD_RATE_LIMITED: { status: 429, message: 'route rate limit reached; retry later', retryAfter: true },
   CROWD_OVERLOADED: { status: 503, message: 'too many requests waiting to be stored; retry later', retryAfter: true },
+  CROWD_REPLAY_WINDOW_FULL: { status: 503, message: 'too many signed requests within the replay window; retry later', retryAfter: true },
   CROWD_RING_FULL: { status: 503, message: 'ingest rings are full; retry later', retryAfter: true },
   CROWD_LOG_FULL: { status: 503, message: 'local log quota reached; retry later', retryAfter: true },
   CROWD_LOG_UNAVAILABLE: { status: 503, message: 'local log is not writable; message not stored', retryAfter: true },

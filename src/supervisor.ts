@@ -11,10 +11,12 @@
  * A lane that dies is started again on the pool; its records are still in the ring (the ring's
  * TAIL only moves after an fsync), so nothing acknowledged is lost.
  */
+import net from 'node:net';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { AcceptorSnapshot } from './acceptor/acceptor-stats.js';
 import type { AcceptorInit } from './acceptor/acceptor.js';
+import { sharedRouteState, type SharedRouteState } from './acceptor/shared-limits.js';
 import { AdminServer } from './admin/admin-server.js';
 import { createMetrics } from './admin/metrics.js';
 import type { LaneStats, RingStats, StatsSource } from './admin/stats-source.js';
@@ -57,6 +59,8 @@ export class Crowd implements StatsSource {
   private sinkHost: SinkHost | null = null;
   /** Delivered offsets per (sink, lane), for `ack: delivered`; null without sinks. */
   private readonly sinkWatermarks: SharedArrayBuffer | null;
+  /** Route rate limits and HMAC replay windows, one for all acceptors. */
+  private readonly routeState: SharedRouteState;
   /** Per acceptor: [sink host side, acceptor side] of its "delivered offsets moved" channel. */
   private readonly sinkWakes: MessageChannel[];
   private unlock: (() => void) | null = null;
@@ -74,6 +78,7 @@ export class Crowd implements StatsSource {
     this.laneRestarts = new Array(lanes).fill(0);
     this.servers = new PoolRegistry(config.pools, config.dataDir, config.admin.allowPrivateTargets, log);
     const sinkCount = Object.keys(config.sinks).length;
+    this.routeState = sharedRouteState(this.config.routes);
     this.sinkWatermarks = sinkCount > 0 ? new SharedArrayBuffer(8 * sinkCount * lanes) : null;
     this.sinkWakes = sinkCount > 0 ? Array.from({ length: acceptors }, () => new MessageChannel()) : [];
     this.pool = new Piscina({
@@ -116,9 +121,13 @@ export class Crowd implements StatsSource {
     this.servers.start();
     if (Object.keys(c.sinks).length > 0) await this.startSinks();
 
-    const ports: number[] = [];
-    for (let a = 0; a < c.threads.acceptors; a++) ports.push(await this.startAcceptor(a, lanePortsForAcceptors[a]));
-    this.ingestPort = ports[0];
+    // Every acceptor binds the same port (SO_REUSEPORT). `listen.port: 0` with several
+    // acceptors: uWS binds an ephemeral port without SO_REUSEPORT, and each acceptor would get
+    // a port of its own (only the first one reported, the others never reached), so a free
+    // port is picked first and all bind it.
+    const port = c.listen.port === 0 && c.threads.acceptors > 1 ? await freePort(c.listen.host) : c.listen.port;
+    this.ingestPort = await this.startAcceptor(0, lanePortsForAcceptors[0], port);
+    for (let a = 1; a < c.threads.acceptors; a++) await this.startAcceptor(a, lanePortsForAcceptors[a], this.ingestPort);
     this.admin = new AdminServer(c, this, createMetrics(this), this.servers);
     this.adminPort = await this.admin.listen();
     this.log.info(
@@ -186,10 +195,11 @@ export class Crowd implements StatsSource {
     return this.sinkHost ? this.sinkHost.stats() : {};
   }
 
-  private startAcceptor(index: number, lanePorts: MessagePort[]): Promise<number> {
+  private startAcceptor(index: number, lanePorts: MessagePort[], port: number): Promise<number> {
     const init: AcceptorInit = {
-      index, config: this.config, rings: this.ringBuffers.map((row) => row[index]), laneControls: this.controls.map((c) => c.sab),
+      index, config: this.config, port, rings: this.ringBuffers.map((row) => row[index]), laneControls: this.controls.map((c) => c.sab),
       sinkWatermarks: this.sinkWatermarks,
+      routeState: this.routeState,
     };
     const sinkWake = this.sinkWakes[index]?.port2 ?? null;
     const worker = new Worker(new URL('../workers/acceptor.js', import.meta.url), {
@@ -350,4 +360,16 @@ export class Crowd implements StatsSource {
     this.unlock?.();
     this.log.info({ event: 'stopped', drainMs: Math.round(performance.now() - t0) }, 'crowd stopped');
   }
+}
+
+/** A port free on `host` now (the kernel's pick for port 0, released at once). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }

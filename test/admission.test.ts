@@ -4,7 +4,7 @@
  * the configured bounds, and the log-quota Retry-After follows the slowest consumer.
  */
 import test from 'ava';
-import { Admission, rateLimitRetryAfter, routeRateLimit } from '../src/acceptor/admission.js';
+import { Admission } from '../src/acceptor/admission.js';
 import { createLaneControl, LaneControl, STAT } from '../src/lanes/lane-control.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,15 +53,4 @@ test('log quota Retry-After: bytes to free over the slowest consumer rate; the c
   lanes[1].stats[STAT.RETENTION_NEED_BYTES] = 1024 * 1024;
   lanes[1].stats[STAT.CONSUMER_RATE] = 1024 * 1024;
   t.is(a.logRetryAfter(), 1, 'the lane that frees a segment first decides');
-});
-
-test('route rate limit: burst, then one token per 1/rate seconds', async (t) => {
-  const b = routeRateLimit(100, 5);
-  let taken = 0;
-  for (let i = 0; i < 20; i++) if (b.tryRemoveTokens(1)) taken++;
-  t.is(taken, 5, 'the burst');
-  t.false(b.tryRemoveTokens(1));
-  await sleep(11);
-  t.true(b.tryRemoveTokens(1), 'a token 10 ms later at 100/s');
-  t.is(rateLimitRetryAfter(b), 1);
 });

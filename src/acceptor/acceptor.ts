@@ -20,17 +20,22 @@ import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
 import { sendError, sendInternalError, sendReceipt, sendReceiptNow, sendRefusal } from './replies.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
-import { Admission, rateLimitRetryAfter } from './admission.js';
+import { Admission } from './admission.js';
+import type { SharedRouteState } from './shared-limits.js';
 import { loadUws } from './uws.js';
 
 export interface AcceptorInit {
   index: number;
   config: CrowdConfig;
+  /** The ingest port to bind: the configured one, or the one the first acceptor got for port 0. */
+  port: number;
   /** One ring per lane (this acceptor is the only producer). */
   rings: SharedArrayBuffer[];
   laneControls: SharedArrayBuffer[];
   /** Delivered offsets, f64 per (sink, lane), written by the sink host; null without sinks. */
   sinkWatermarks: SharedArrayBuffer | null;
+  /** Route rate limits and HMAC replay windows, shared by every acceptor (shared-limits.ts). */
+  routeState: SharedRouteState;
 }
 
 /** Ring record = flags byte + envelope. */
@@ -128,7 +133,7 @@ export class Acceptor {
 
   constructor(private readonly init: AcceptorInit) {
     const c = init.config;
-    this.routes = new RouteTable(c);
+    this.routes = new RouteTable(c, init.routeState);
     this.rings = init.rings.map((s) => new SpscRing(s));
     this.ringBufs = init.rings.map((s) => Buffer.from(s, RING_CONTROL_BYTES, s.byteLength - RING_CONTROL_BYTES));
     this.lanes = init.laneControls.map((s) => new LaneControl(s));
@@ -156,7 +161,8 @@ export class Acceptor {
   }
 
   listen(): Promise<number> {
-    const { host, port } = this.init.config.listen;
+    const { host } = this.init.config.listen;
+    const port = this.init.port;
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (s) => {
         if (!s) return reject(new Error(`cannot listen on ${host}:${port}`));
@@ -404,8 +410,8 @@ export class Acceptor {
     if (laneState !== LaneState.Ready) {
       return this.refuseAfterBody(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody, this.retryAfter);
     }
-    if (route.rateLimit && !route.rateLimit.tryRemoveTokens(1)) {
-      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, rateLimitRetryAfter(route.rateLimit));
+    if (route.rateLimit && !route.rateLimit.tryTake()) {
+      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, route.rateLimit.retryAfterSeconds());
     }
     if (route.needsFsync) {
       const backlog = this.backlog(lane);

@@ -13,7 +13,6 @@
  * many bytes its slowest consumer must still read before the oldest segment can go, and how
  * fast that consumer reads (lane.ts, retention). With no consumer moving, it is the cap.
  */
-import { TokenBucket } from 'limiter';
 import { LaneControl, STAT } from '../lanes/lane-control.js';
 
 /** Below this backlog a lane never refuses, whatever its measured rate (idle lanes measure 0). */
@@ -79,19 +78,4 @@ export class Admission {
     if (!Number.isFinite(seconds)) return this.o.maxRetryAfterSeconds;
     return Math.min(this.o.maxRetryAfterSeconds, Math.max(this.o.minRetryAfterSeconds, Math.ceil(seconds)));
   }
-}
-
-/**
- * A route's `rateLimit`, this acceptor's share of it: the token bucket of `limiter` (the one
- * the HTTP sink's `rate` uses too), full at start as after any quiet spell.
- */
-export function routeRateLimit(perSecond: number, burst: number): TokenBucket {
-  const bucket = new TokenBucket({ bucketSize: burst, tokensPerInterval: perSecond, interval: 'second' });
-  bucket.content = burst;
-  return bucket;
-}
-
-/** Seconds until a rate-limited route has a token again (at least 1). */
-export function rateLimitRetryAfter(bucket: TokenBucket): number {
-  return Math.max(1, Math.ceil(bucket.getWaitTime(1) / 1000));
 }

@@ -4,14 +4,16 @@
  *   hmac:   `<header>: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`, within
  *           toleranceSec of now, each signature accepted once (replays inside the window refused).
  * Every comparison is constant-time (SHA-256 digests compared with timingSafeEqual, so not even
- * a length leaks). The replay window is kept per acceptor thread, bounded by the tolerance.
+ * a length leaks). The replay window is shared by every acceptor thread (shared-limits.ts), of
+ * fixed capacity, entries kept until the tolerance has passed.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { ErrorCode } from '../errors.js';
+import type { ReplayWindow } from './shared-limits.js';
 
 export type AuthConfig =
   | { bearer: readonly string[] }
-  | { hmac: { secret: string; header: string; toleranceSec: number } };
+  | { hmac: { secret: string; header: string; toleranceSec: number; replayCapacity: number } };
 
 const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
 
@@ -31,9 +33,7 @@ export class BearerCheck {
 
 export class HmacCheck {
   readonly header: string;
-  private readonly seen = new Map<string, number>(); // signature -> expiry (ms)
-  private lastSweep = 0;
-  constructor(private readonly secret: string, header: string, private readonly toleranceSec: number) {
+  constructor(private readonly secret: string, header: string, private readonly toleranceSec: number, private readonly window: ReplayWindow) {
     this.header = header.toLowerCase();
   }
 
@@ -44,16 +44,11 @@ export class HmacCheck {
     if (Math.abs(nowMs / 1000 - t) > this.toleranceSec) return 'CROWD_STALE_SIGNATURE';
     const want = createHmac('sha256', this.secret).update(`${m[1]}.`).update(body).digest();
     if (!timingSafeEqual(Buffer.from(m[2], 'hex'), want)) return 'CROWD_BAD_SIGNATURE';
-    this.sweep(nowMs);
-    if (this.seen.has(m[2])) return 'CROWD_REPLAYED';
-    this.seen.set(m[2], t * 1000 + this.toleranceSec * 1000);
+    // Remembered until no clock within the tolerance could take the timestamp any more.
+    const verdict = this.window.firstUse(m[2], t + this.toleranceSec, Math.floor(nowMs / 1000));
+    if (verdict === 'replay') return 'CROWD_REPLAYED';
+    if (verdict === 'full') return 'CROWD_REPLAY_WINDOW_FULL';
     return null;
-  }
-
-  private sweep(nowMs: number): void {
-    if (nowMs - this.lastSweep < 1000) return;
-    this.lastSweep = nowMs;
-    for (const [sig, exp] of this.seen) if (exp < nowMs) this.seen.delete(sig);
   }
 }
 

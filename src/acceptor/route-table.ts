@@ -5,9 +5,8 @@
  */
 import type { CrowdConfig, RouteConfig } from '../config/types.js';
 import { routeFields, type RouteFields } from '../envelope/envelope-writer.js';
-import type { TokenBucket } from 'limiter';
-import { routeRateLimit } from './admission.js';
 import { BearerCheck, HmacCheck } from './ingest-auth.js';
+import { ReplayWindow, RouteRateLimit, type SharedRouteState } from './shared-limits.js';
 import { ROUTE_PATH } from '../config/schema.js';
 
 export type KeySource = { kind: 'none' } | { kind: 'header'; name: string } | { kind: 'json'; pointer: string[] };
@@ -31,8 +30,8 @@ export interface Route {
   readonly deliveredBy: readonly number[];
   readonly bearer: BearerCheck | null;
   readonly hmac: HmacCheck | null;
-  /** `rateLimit`: this acceptor's share of the route's requests per second. */
-  readonly rateLimit: TokenBucket | null;
+  /** `rateLimit`, shared by every acceptor thread. */
+  readonly rateLimit: RouteRateLimit | null;
   /** Answers by HTTP status, counted by this acceptor (see acceptor-stats.ts). */
   readonly counts: Map<number, number>;
 }
@@ -49,8 +48,11 @@ export function parseKeySource(key: string | undefined): KeySource {
   return { kind: 'json', pointer: ptr === '' ? [] : ptr.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')) };
 }
 
-function makeRoute(index: number, cfg: RouteConfig, acceptors: number, sinkNames: readonly string[] = []): Route {
+/** `shared` carries the config routes' rate limits and replay windows (dynamic routes have neither). */
+function makeRoute(index: number, cfg: RouteConfig, shared: SharedRouteState | null, sinkNames: readonly string[] = []): Route {
   const rl = cfg.rateLimit;
+  const hmac = cfg.auth && 'hmac' in cfg.auth ? cfg.auth.hmac : null;
+  if ((rl && !shared) || (hmac && !shared?.replay[index])) throw new Error(`route ${cfg.path}: its shared limits state is missing`);
   return {
     index,
     cfg,
@@ -65,8 +67,8 @@ function makeRoute(index: number, cfg: RouteConfig, acceptors: number, sinkNames
     postFields: cfg.methods.includes('POST') ? routeFields(cfg.topic, 'POST', cfg.path) : undefined,
     deliveredBy: cfg.ack === 'delivered' ? cfg.sinks.map((n) => sinkNames.indexOf(n)) : [],
     bearer: cfg.auth && 'bearer' in cfg.auth ? new BearerCheck(cfg.auth.bearer) : null,
-    hmac: cfg.auth && 'hmac' in cfg.auth ? new HmacCheck(cfg.auth.hmac.secret, cfg.auth.hmac.header, cfg.auth.hmac.toleranceSec) : null,
-    rateLimit: rl ? routeRateLimit(rl.perSecond / acceptors, Math.max(1, Math.round((rl.burst ?? rl.perSecond) / acceptors))) : null,
+    hmac: hmac ? new HmacCheck(hmac.secret, hmac.header, hmac.toleranceSec, new ReplayWindow(shared!.replay[index]!)) : null,
+    rateLimit: rl ? new RouteRateLimit(shared!.rate, index, rl.perSecond, rl.burst ?? Math.max(1, Math.round(rl.perSecond))) : null,
     counts: new Map(),
   };
 }
@@ -76,10 +78,10 @@ export class RouteTable {
   private readonly dynamic = new Map<string, Route>();
   private nextIndex: number;
 
-  constructor(private readonly config: CrowdConfig) {
+  constructor(private readonly config: CrowdConfig, shared: SharedRouteState) {
     if (config.routes) {
       const sinkNames = Object.keys(config.sinks);
-      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r, config.threads.acceptors, sinkNames)]));
+      this.fixed = new Map(config.routes.map((r, i) => [r.path, makeRoute(i, r, shared, sinkNames)]));
       this.nextIndex = config.routes.length;
     } else {
       this.fixed = null;
@@ -92,7 +94,7 @@ export class RouteTable {
     let r = this.dynamic.get(path);
     if (r) return r;
     if (path.length > 256 || !PATH_RE.test(path) || RESERVED.test(path)) return undefined;
-    r = makeRoute(this.nextIndex++, { ...this.config.dynamicRoute, path, topic: path.slice(1) }, this.config.threads.acceptors);
+    r = makeRoute(this.nextIndex++, { ...this.config.dynamicRoute, path, topic: path.slice(1) }, null);
     if (this.dynamic.size < MAX_DYNAMIC_ROUTES) this.dynamic.set(path, r);
     return r;
   }

@@ -217,7 +217,7 @@ export const configSchema = {
           key: { type: 'string', pattern: '^(header:[A-Za-z0-9-]+|json:(/[^/]*)*)$' },
           keepHeaders: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
           sinks: { type: 'array', uniqueItems: true, items: { type: 'string' }, default: [] },
-          /** Requests per second this route takes (shared evenly by the acceptor threads); excess gets 429. */
+          /** Requests per second this route takes (one limit shared by every acceptor thread); excess gets 429. */
           rateLimit: {
             type: 'object', additionalProperties: false, required: ['perSecond'],
             properties: {
@@ -237,6 +237,8 @@ export const configSchema = {
                   secret: { type: 'string', minLength: 16 },
                   header: { type: 'string', pattern: '^[A-Za-z0-9-]+$', default: 'crowd-signature' },
                   toleranceSec: { type: 'integer', minimum: 1, maximum: 86400, default: 300 },
+                  /** Signatures remembered within toleranceSec (12 bytes each, shared by every acceptor). */
+                  replayCapacity: { type: 'integer', minimum: 1024, maximum: 67108864, default: 1048576 },
                 },
               },
             },

@@ -12,7 +12,7 @@ export interface RouteConfig {
   readonly keepHeaders: readonly string[];
   readonly sinks: readonly string[];
   readonly rateLimit?: { readonly perSecond: number; readonly burst?: number };
-  readonly auth?: { readonly bearer: readonly string[] } | { readonly hmac: { readonly secret: string; readonly header: string; readonly toleranceSec: number } };
+  readonly auth?: { readonly bearer: readonly string[] } | { readonly hmac: { readonly secret: string; readonly header: string; readonly toleranceSec: number; readonly replayCapacity: number } };
 }
 
 export interface CrowdConfig {
