@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { recordFigures } from './helpers/figures.js';
 import { dumpIds, startCrowd, tempDir } from './helpers/crowd-process.js';
-import { post, rawRequest } from './helpers/raw-http.js';
+import { post, rawExchange, rawRequest } from './helpers/raw-http.js';
 
 const isRoot = process.getuid?.() === 0;
 const maybe = isRoot ? test.serial : test.serial.skip;
@@ -23,7 +23,7 @@ maybe('disk full: 503 + Retry-After, nothing acknowledged is lost, recovers when
     const acked: string[] = [];
     let refused: Awaited<ReturnType<typeof rawRequest>> | null = null;
     for (let i = 0; i < 200 && !refused; i++) {
-      const r = await rawRequest(crowd.port, post('/big', body, { 'Content-Type': 'text/plain' }), 20);
+      const r = await rawExchange(crowd.port, post('/big', body, { 'Content-Type': 'text/plain' }));
       if (r.status === 200) acked.push((JSON.parse(r.body) as { id: string }).id);
       else refused = r;
     }
@@ -41,7 +41,7 @@ maybe('disk full: 503 + Retry-After, nothing acknowledged is lost, recovers when
     let back = false;
     for (let i = 0; i < 60 && !back; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      const r = await rawRequest(crowd.port, post('/big', 'after', { 'Content-Type': 'text/plain' }), 20);
+      const r = await rawExchange(crowd.port, post('/big', 'after', { 'Content-Type': 'text/plain' }));
       if (r.status === 200) {
         back = true;
         acked.push((JSON.parse(r.body) as { id: string }).id);

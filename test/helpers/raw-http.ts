@@ -26,8 +26,25 @@ export function parseAnswer(raw: string, closed: boolean): RawAnswer {
   return { raw, status, headers, body: end >= 0 ? raw.slice(end + 4) : '', closed };
 }
 
+/** One whole answer in `raw`: its head and as many body bytes as its Content-Length says. */
+function answerComplete(raw: string): boolean {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const cl = /\r\ncontent-length: *([0-9]+)/i.exec(raw.slice(0, end));
+  return cl !== null && raw.length - (end + 4) >= Number(cl[1]);
+}
+
+/**
+ * Sends one request and returns as soon as its whole answer is in (or the server closed, or
+ * `timeoutMs` passed): for loops of well-formed requests, where waiting for silence would be
+ * slow and a short silence can end before a busy server answers.
+ */
+export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 10_000): Promise<RawAnswer> {
+  return rawRequest(port, bytes, timeoutMs, true);
+}
+
 /** Sends bytes, waits until the server closes or `settleMs` of silence, returns the answer. */
-export function rawRequest(port: number, bytes: string | Buffer, settleMs = 300): Promise<RawAnswer> {
+export function rawRequest(port: number, bytes: string | Buffer, settleMs = 300, untilAnswer = false): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1');
     let raw = '';
@@ -47,7 +64,8 @@ export function rawRequest(port: number, bytes: string | Buffer, settleMs = 300)
     });
     s.on('data', (d) => {
       raw += d.toString('latin1');
-      arm();
+      if (untilAnswer && answerComplete(raw)) finish(false);
+      else arm();
     });
     s.on('close', () => finish(true));
     // A reset (the server closed while bytes were still being sent) is a closed connection;
