@@ -12,6 +12,7 @@ export interface ReadmeOutcome {
   latencyMs: { p50: number; p99: number };
   ratioToCeiling?: number;
   ratioToBaselineE2E?: number;
+  baselineId?: string;
   endToEndPerSec?: number;
   drainPerSec?: number;
   forwardRatio?: number;
@@ -29,17 +30,16 @@ const lat = (o: ReadmeOutcome) => `${o.latencyMs.p50.toFixed(2)} / ${o.latencyMs
 
 /** One README row per case that has something to say; by case id prefix. */
 function row(o: ReadmeOutcome, byId: Map<string, ReadmeOutcome>): string | null {
-  const base = (prefix: string) => [...byId.values()].find((b) => b.id.startsWith(prefix));
   // "MISSED >= 85% (goal ...)" -> "; target: missed >= 85%"
   const verdict = o.verdict ? `; target: ${o.verdict.split(' (')[0].replace(/^(MET|MISSED)/, (w) => w.toLowerCase())}` : '';
   if (o.drainPerSec !== undefined) return `| ${o.name} | ${n(o.drainPerSec)} msg/s | | ${pct(o.forwardRatio)} of durable ingest${verdict} |`;
   if (o.backendRate) return `| ${o.name} | ${n(o.backendRate.perSec)}/s at the backend | | ${(o.backendRate.deviation * 100).toFixed(1)}% off the limit${verdict} |`;
   if (o.endToEndPerSec !== undefined && o.deliveryLatencyMs) {
-    const b = o.id.startsWith('08') ? base('07') : base('15');
+    const b = o.baselineId ? byId.get(o.baselineId) : undefined;
     const vs = o.ratioToBaselineE2E ? `${o.ratioToBaselineE2E.toFixed(1)}x ${b?.name.split(',')[0].replace('baseline: ', '') ?? 'baseline'} (${n(b?.endToEndPerSec ?? 0)})` : pct(o.forwardRatio) ? `${pct(o.forwardRatio)} of durable ingest` : '';
     return `| ${o.name}, accepted **and delivered** | ${n(o.endToEndPerSec)} msg/s | delivery ${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99} | ${vs}${verdict} |`;
   }
-  if (o.id.startsWith('07') || o.id.startsWith('15')) return null; // shown beside their crowd rows
+  if (/^(07|15)/.test(o.id)) return null; // shown beside their crowd rows
   const ratio = o.ratioToCeiling !== undefined ? pct(o.ratioToCeiling) : /^01c?-/.test(o.id) ? '100%' : '';
   return `| ${o.name} | ${n(o.reqPerSec)} | ${lat(o)} | ${ratio}${ratio ? verdict : verdict.slice(2)} |`;
 }

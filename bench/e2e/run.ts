@@ -115,6 +115,8 @@ interface Outcome {
   drainS?: number;
   deliveryLatencyMs?: { p50: number; p99: number };
   ratioToBaselineE2E?: number;
+  /** The case the e2e ratio was taken against. */
+  baselineId?: string;
   /** endToEndPerSec (or drainPerSec) / the accepted rate of the `ingestOf` case. */
   forwardRatio?: number;
   /** backendAfterLoad: messages forwarded per second, from the first delivery to the last. */
@@ -534,6 +536,7 @@ async function main(): Promise<void> {
     }
     const b = c.baselineOf ? byId.get(c.baselineOf) : undefined;
     if (o?.endToEndPerSec && b?.endToEndPerSec) {
+      o.baselineId = b.id;
       o.ratioToBaselineE2E = o.rounds && b.rounds ? pairedRatio(o.rounds, b.rounds, figure) : o.endToEndPerSec / b.endToEndPerSec;
       const t = c.target;
       if (t?.e2eRatioToBaseline) o.verdict = `${o.ratioToBaselineE2E >= t.e2eRatioToBaseline ? 'MET' : 'MISSED'} e2e >= ${t.e2eRatioToBaseline}x baseline${t.e2eGoal ? ` (goal ${t.e2eGoal}x)` : ''}`;
