@@ -2,9 +2,11 @@
  * A real HTTP backend for the http sink tests: a node:http server on 127.0.0.1 in the test
  * process that records every request it gets (method, url, headers, body, arrival order and
  * time) and answers as the test says (`behave`). It can be killed (listener closed, every
- * connection destroyed) and started again on the same port.
+ * connection destroyed) and started again on the same port. With `tls` (a key and certificate)
+ * it is an https server.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface Received {
@@ -35,15 +37,15 @@ export class Backend {
   /** Decides each answer; default 200 "ok". `attempt` counts deliveries of the same id (1, 2, ...). */
   behave: (r: Received, attempt: number) => Answer = () => ({ status: 200 });
   healthStatus = 200;
-  private server: http.Server | null = null;
+  private server: http.Server | https.Server | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly attempts = new Map<string, number>();
   port = 0;
 
-  constructor(readonly name: string, readonly healthPath = '/health') {}
+  constructor(readonly name: string, readonly healthPath = '/health', readonly tls: { key: string; cert: string } | null = null) {}
 
   async start(port = this.port): Promise<this> {
-    const server = http.createServer((req, res) => {
+    const handler: http.RequestListener = (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (d: Buffer) => chunks.push(d));
       req.on('end', () => {
@@ -74,7 +76,8 @@ export class Backend {
         if (a.delayMs) setTimeout(send, a.delayMs);
         else send();
       });
-    });
+    };
+    const server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler);
     server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -98,7 +101,7 @@ export class Backend {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   ids(): Set<string> {
