@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent build || exit 1
-scripts/ensure-debian-packages.sh redis-server libhiredis-dev || exit 1
+scripts/ensure-debian-packages.sh redis-server libhiredis-dev openssl || exit 1
 # libhiredis-dev installed after `npm install`: build the native Redis writer now.
 if [ ! -f build/Release/crowd_redis.node ]; then npm run --silent install || exit 1; fi
 export CROWD_TEST_KAFKA_PORT="${CROWD_TEST_KAFKA_PORT:-19092}"
