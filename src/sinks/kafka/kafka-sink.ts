@@ -8,6 +8,13 @@
  * content-type and the kept request headers. format envelope: value = the stored protobuf
  * envelope. Errors that no retry can fix go to the dead letters; everything else (broker
  * down, timed out) is sent again from the log.
+ *
+ * Stall watchdog: a producer with messages in flight and no delivery for deliveryTimeout + 10 s
+ * is replaced by a new one, and its in-flight messages are handed back as retries by the sink
+ * itself (a replaced producer's late reports are ignored). Seen in CI with librdkafka 2.12: after
+ * a 29 s broker outage, a producer kept no connection to the broker that was back, stayed
+ * "ready", and timed out every message for ten minutes. The watchdog also makes the sink's
+ * health say so while the broker is away, instead of "connected".
  */
 import { createRequire } from 'node:module';
 import type { Logger } from '../../logger.js';
@@ -45,6 +52,14 @@ const PERMANENT = new Set([
   'ERR__UNKNOWN_PARTITION', 'ERR__INVALID_ARG',
 ]);
 const QUEUE_FULL = -184;
+/** No delivery for this long beyond the delivery timeout, with messages in flight: the producer is stalled. */
+const STALL_GRACE_MS = 10_000;
+
+/** A message handed to librdkafka, settled once: by its report, or by the sink when its producer is replaced. */
+interface InFlightSend {
+  done: (o: DeliveryOutcome) => void;
+  settled: boolean;
+}
 /** Producer properties librdkafka takes only in the topic configuration (node-rdkafka's 2nd argument). */
 const TOPIC_LEVEL = new Set([
   'acks', 'request.required.acks', 'request.timeout.ms', 'message.timeout.ms', 'delivery.timeout.ms', 'partitioner',
@@ -82,6 +97,11 @@ export class KafkaSink implements Sink {
   private ready = false;
   private lastError = 'connecting';
   private readonly topicOf: (routeTopic: string) => string;
+  /** Messages of the current producer awaiting their delivery report. */
+  private inFlight = new Set<InFlightSend>();
+  /** Last delivery (or the producer becoming ready): what the stall watchdog measures from. */
+  private lastProgressAt = Date.now();
+  private watchdog: NodeJS.Timeout | null = null;
 
   constructor(readonly name: string, private readonly cfg: KafkaSinkConfig, private readonly log: Logger) {
     this.topicOf = kafkaTopicName(cfg.topic);
@@ -137,6 +157,7 @@ export class KafkaSink implements Sink {
         if (!current()) return;
         this.producer = producer;
         this.ready = true;
+        this.lastProgressAt = Date.now();
         this.lastError = '';
         this.log.info({ event: 'kafka_ready', sink: this.name, brokers: this.cfg.brokers }, 'kafka producer connected');
       });
@@ -160,17 +181,36 @@ export class KafkaSink implements Sink {
     };
     this.reconnect = connect;
     connect();
+    this.watchdog = setInterval(() => this.checkStall(), 1000).unref();
+  }
+
+  private checkStall(): void {
+    const quietMs = Date.now() - this.lastProgressAt;
+    if (!this.ready || this.inFlight.size === 0 || quietMs <= this.cfg.deliveryTimeoutMs + STALL_GRACE_MS) return;
+    this.lastError = `no delivery for ${Math.round(quietMs / 1000)} s with ${this.inFlight.size} messages in flight`;
+    this.log.warn({ event: 'kafka_producer_stalled', sink: this.name, inFlight: this.inFlight.size, quietMs }, 'kafka producer delivers nothing; replacing it');
+    this.replace(this.producer, this.reconnect);
   }
 
   private reconnect: () => void = () => {};
 
-  /** Drops a producer that can no longer deliver and connects a new one (once per producer). */
+  /**
+   * Drops a producer that can no longer deliver and connects a new one (once per producer).
+   * Its messages still in flight go back to the sink host as retries now: a destroyed producer
+   * may never report them, and the host would wait for them forever.
+   */
   private replace(producer: unknown, connect: () => void): void {
     if (producer !== this.producer || this.closed) return;
-    this.log.warn({ event: 'kafka_producer_replaced', sink: this.name, err: this.lastError }, 'kafka producer hit a fatal error; starting a new one');
+    this.log.warn({ event: 'kafka_producer_replaced', sink: this.name, err: this.lastError, inFlight: this.inFlight.size }, 'kafka producer can no longer deliver; starting a new one');
     this.ready = false;
     this.producer = null;
     this.generation++;
+    const orphans = this.inFlight;
+    this.inFlight = new Set();
+    for (const f of orphans) {
+      f.settled = true;
+      f.done({ kind: 'retry', reason: `kafka: producer replaced (${this.lastError})` });
+    }
     try {
       (producer as { disconnect(): void }).disconnect();
     } catch {
@@ -198,8 +238,16 @@ export class KafkaSink implements Sink {
       return PERMANENT.has(name) ? { kind: 'dead', reason: `kafka: ${name}: ${err.message}` } : { kind: 'retry', reason: `kafka: ${name}: ${err.message}` };
     };
     const producer = this.producer;
+    const inFlight = this.inFlight;
+    const f: InFlightSend = { done, settled: false };
     const opaque = (err: RdKafkaError | null, report: DeliveryReport | null) => {
-      if (!err) return done({ kind: 'delivered', detail: `partition ${report?.partition} offset ${report?.offset}` });
+      if (f.settled) return; // its producer was replaced: already handed back as a retry
+      f.settled = true;
+      inFlight.delete(f);
+      if (!err) {
+        this.lastProgressAt = Date.now();
+        return done({ kind: 'delivered', detail: `partition ${report?.partition} offset ${report?.offset}` });
+      }
       // An idempotent producer that hit a fatal error fails every message from then on: start
       // a new one (the host sends these messages again through it).
       if (this.errorName(err) === 'ERR__FATAL') this.replace(producer, this.reconnect);
@@ -207,6 +255,9 @@ export class KafkaSink implements Sink {
     };
     try {
       this.producer.produce(this.topicOf(e.topic), null, value, e.key === '' ? null : e.key, e.receivedAtMs, opaque, headers);
+      // The watchdog measures from the last delivery or, after an idle spell, from now.
+      if (inFlight.size === 0) this.lastProgressAt = Date.now();
+      inFlight.add(f);
       return true;
     } catch (err) {
       if ((err as RdKafkaError).code === QUEUE_FULL) return false;
@@ -221,6 +272,7 @@ export class KafkaSink implements Sink {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
     const p = this.producer;
     if (!p) {
       // Never connected: stop the attempt, or librdkafka keeps the process alive until its
