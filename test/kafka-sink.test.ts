@@ -54,6 +54,7 @@ test.serial('N messages over HTTP: the same bodies, keys and ids in the topic, i
   const crowd = await startCrowd({
     config: { sinks: { events: kafkaSink(topic, { compression: 'lz4' }) }, routes: [{ path: '/leads', key: 'header:x-shop', keepHeaders: ['x-shop'], sinks: ['events'] }] },
   });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const load = runLoad(crowd.port, '/leads', 16, shopHeader);
   await sleep(1500);
   const result = await load.stop();
@@ -92,6 +93,7 @@ test.serial('fan-out: one route, two Kafka sinks, both topics complete', async (
   const a = uniqueTopic('fan-a');
   const b = uniqueTopic('fan-b');
   const crowd = await startCrowd({ config: { sinks: { a: kafkaSink(a), b: kafkaSink(b, { format: 'envelope' }) }, routes: [{ path: '/events', sinks: ['a', 'b'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const load = runLoad(crowd.port, '/events', 8);
   await sleep(800);
   const result = await load.stop();
@@ -109,6 +111,7 @@ test.serial('a message too large for Kafka goes to the dead letters with its rea
   const crowd = await startCrowd({
     config: { sinks: { events: kafkaSink(topic, { librdkafka: { 'message.max.bytes': 2000 } }) }, routes: [{ path: '/leads', sinks: ['events'] }] },
   });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const big = await rawRequest(crowd.port, post('/leads', JSON.stringify({ big: 'z'.repeat(5000) })));
   const small = await rawRequest(crowd.port, post('/leads', '{"small":1}'));
   t.is(big.status, 200);
@@ -134,6 +137,7 @@ test.serial('a message the broker refuses for good (over its size limit) is dead
       routes: [{ path: '/leads', maxBodyBytes: 2_000_000, sinks: ['events'] }],
     },
   });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const big = await rawRequest(crowd.port, post('/leads', 'q'.repeat(1_500_000), { 'Content-Type': 'text/plain' }), 1000);
   t.is(big.status, 200);
   const bigId = (JSON.parse(big.body) as { id: string }).id;
@@ -149,6 +153,7 @@ test.serial('broker down ~20 s under load: crowd keeps answering 200; every ackn
   const downSeconds = faultSeconds(20, 120);
   const topic = uniqueTopic('outage');
   const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const load = runLoad(crowd.port, '/leads', longFaults ? 2 : 8);
   let result: LoadResult;
   const t0 = Date.now();
@@ -184,6 +189,7 @@ test.serial('broker down longer than deliveryTimeout: timed-out messages are sen
   const topic = uniqueTopic('longoutage');
   const downSeconds = faultSeconds(12, 120);
   const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic, { deliveryTimeout: '3s' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const load = runLoad(crowd.port, '/leads', longFaults ? 2 : 8);
   let result: LoadResult;
   let retriesWhileDown = 0;
@@ -210,6 +216,33 @@ test.serial('broker down longer than deliveryTimeout: timed-out messages are sen
   await stopCrowd(crowd);
 });
 
+test.serial('a producer that delivers nothing for deliveryTimeout + 10 s is replaced: the sink says unhealthy, and all arrives once the broker is back', async (t) => {
+  t.timeout(300_000);
+  const topic = uniqueTopic('stall');
+  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic, { deliveryTimeout: '2s' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
+  const load = runLoad(crowd.port, '/leads', 2);
+  let result: LoadResult;
+  let healthWhileDown: { healthy: boolean; detail?: string } | undefined;
+  try {
+    await sleep(1000);
+    await stopBroker();
+    // No delivery for 2 s + 10 s: the watchdog replaces the producer; new ones cannot connect.
+    await sleep(16_000);
+    const ready = JSON.parse((await rawRequest(crowd.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { healthy: boolean; detail?: string }> };
+    healthWhileDown = ready.sinks.events;
+    await startBroker();
+  } finally {
+    result = await load.stop();
+  }
+  const report = await awaitDelivery(topic, result.acked, 120_000);
+  t.log({ healthWhileDown, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
+  t.false(healthWhileDown?.healthy, 'not "connected" while nothing can be delivered');
+  t.regex(crowd.output(), /kafka_producer_stalled/);
+  t.is(report.missing, 0, 'the replaced producer\'s messages were handed back and sent again');
+  await stopCrowd(crowd);
+});
+
 test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing missing', async (t) => {
   t.timeout(240_000);
   const topic = uniqueTopic('killdrain');
@@ -218,6 +251,7 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
   let first: CrowdProcess | null = null;
   try {
     first = await startCrowd({ config });
+    t.teardown(() => first?.kill('SIGKILL')); // also when an assertion ends the test early
     // Broker unreachable at start: crowd starts, accepts, and says the sink is unhealthy.
     const ready = JSON.parse((await rawRequest(first.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { status: string; sinks: Record<string, { healthy: boolean }> };
     t.is(ready.status, 'ready');
@@ -234,6 +268,7 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
     first.kill('SIGKILL');
     await first.exited;
     const second = await startCrowd({ dataDir: first.dataDir, config });
+    t.teardown(() => second.kill('SIGKILL')); // also when an assertion ends the test early
     const report = await awaitDelivery(topic, result.acked, 90_000);
     recordFigures(t, 'crowd SIGKILLed while a Kafka backlog drains, restarted', {
       acknowledged: report.acknowledged, inTopic: report.inTopic, missing: report.missing, duplicates: report.duplicates,
@@ -252,6 +287,7 @@ test.serial('ack delivered: 200 only once Kafka has it; 503 when the delivery re
   const crowd = await startCrowd({
     config: { ingest: { ackTimeout: '3s' }, sinks: { events: kafkaSink(topic) }, routes: [{ path: '/orders', ack: 'delivered', sinks: ['events'] }] },
   });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   try {
     for (let i = 0; i < 5; i++) {
       const r = await rawRequest(crowd.port, post('/orders', JSON.stringify({ i })));
@@ -280,6 +316,7 @@ test.serial('a dead sink does not hold back a live one: the live topic completes
       routes: [{ path: '/events', sinks: ['live', 'dead'] }],
     },
   });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
   const load = runLoad(crowd.port, '/events', 8);
   await sleep(1000);
   const result = await load.stop();
