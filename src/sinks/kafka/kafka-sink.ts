@@ -9,12 +9,12 @@
  * envelope. Errors that no retry can fix go to the dead letters; everything else (broker
  * down, timed out) is sent again from the log.
  *
- * Stall watchdog: a producer with messages in flight and no delivery for deliveryTimeout + 10 s
- * is replaced by a new one, and its in-flight messages are handed back as retries by the sink
- * itself (a replaced producer's late reports are ignored). Seen in CI with librdkafka 2.12: after
- * a 29 s broker outage, a producer kept no connection to the broker that was back, stayed
- * "ready", and timed out every message for ten minutes. The watchdog also makes the sink's
- * health say so while the broker is away, instead of "connected".
+ * Stall watchdog: a producer with messages in flight and no delivery (nor any broker's answer)
+ * for deliveryTimeout + 10 s is replaced by a new one, and its in-flight messages are handed
+ * back as retries by the sink itself (a replaced producer's late reports are ignored). Seen in
+ * CI with librdkafka 2.12: after a 29 s broker outage, a producer kept no connection to the
+ * broker that was back, stayed "ready", and timed out every message for ten minutes. The
+ * watchdog also makes the sink's health say so while the broker is away, instead of "connected".
  */
 import { createRequire } from 'node:module';
 import type { Logger } from '../../logger.js';
@@ -248,9 +248,12 @@ export class KafkaSink implements Sink {
         this.lastProgressAt = Date.now();
         return done({ kind: 'delivered', detail: `partition ${report?.partition} offset ${report?.offset}` });
       }
+      const name = this.errorName(err);
+      // A broker's own refusal (not a local ERR__ error such as a timeout) shows it is reachable.
+      if (!name.startsWith('ERR__')) this.lastProgressAt = Date.now();
       // An idempotent producer that hit a fatal error fails every message from then on: start
       // a new one (the host sends these messages again through it).
-      if (this.errorName(err) === 'ERR__FATAL') this.replace(producer, this.reconnect);
+      if (name === 'ERR__FATAL') this.replace(producer, this.reconnect);
       done(outcome(err));
     };
     try {
