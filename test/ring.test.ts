@@ -69,6 +69,8 @@ test('two threads: a producer thread streams 200k records through a 64 KiB ring,
   const sab = createRingBuffer(65536);
   const N = 200_000;
   const producer = new Worker(new URL('./helpers/ring-producer.js', import.meta.url), { workerData: { sab, n: N } });
+  // Listen for its exit now: it may finish before the consumer has read the last records.
+  const exited = new Promise((r) => producer.once('exit', r));
   const ring = new SpscRing(sab);
   let pos = ring.consumerStart();
   let next = 0;
@@ -83,7 +85,7 @@ test('two threads: a producer thread streams 200k records through a 64 KiB ring,
     ring.release(pos);
     if (next < N) await new Promise((r) => setImmediate(r));
   }
-  await new Promise((r) => producer.once('exit', r));
+  await exited;
   t.is(next, N);
   t.is(bad, 0);
 });
