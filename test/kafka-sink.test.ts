@@ -1,6 +1,6 @@
 // The Kafka sink against a real Apache Kafka broker (scripts/kafka.sh, KRaft), read back with
 // kcat. Serial: one test stops and starts the shared broker.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { kafkaSink, readTopic, startBroker, stopBroker, uniqueTopic, type KafkaRecord } from './helpers/kafka.js';
 import { faultSeconds, longFaults, recordFigures } from './helpers/figures.js';
@@ -148,99 +148,105 @@ test.serial('a message the broker refuses for good (over its size limit) is dead
   await stopCrowd(crowd);
 });
 
-test.serial('broker down ~20 s under load: crowd keeps answering 200; every acknowledged id arrives', async (t) => {
-  t.timeout(600_000);
-  const downSeconds = faultSeconds(20, 120);
-  const topic = uniqueTopic('outage');
-  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
-  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/leads', longFaults ? 2 : 8);
+interface Outage<T> {
+  crowd: CrowdProcess;
+  result: LoadResult;
+  /** What `whileDown` found at the end of the outage. */
+  probe: T;
+  loadStartedAt: number;
+  downSeconds: number;
+}
+
+/**
+ * crowd with one Kafka sink on /leads under load from `clients` clients; after a second the
+ * broker is stopped for `downSeconds`, `whileDown` looks at crowd at the end of the outage,
+ * the broker is started again, and the load stops a second later. crowd is killed when the
+ * test ends, also when an assertion ends it early.
+ */
+async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown>, downSeconds: number, clients: number, whileDown: (crowd: CrowdProcess) => Promise<T>): Promise<Outage<T>> {
+  const crowd = await startCrowd({ config: { sinks: { events: sink }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL'));
+  const load = runLoad(crowd.port, '/leads', clients);
+  const loadStartedAt = Date.now();
   let result: LoadResult;
-  const t0 = Date.now();
+  let probe: T;
+  let downAt = 0;
+  let upAt = 0;
   try {
     await sleep(1000);
     await stopBroker();
-    const downAt = Date.now();
+    downAt = Date.now();
     await sleep(downSeconds * 1000);
-    const acceptedWhileDown = (await rawRequest(crowd.port, post('/leads', '{"during":"outage"}'))).status;
-    t.is(acceptedWhileDown, 200);
-    const ready = await rawRequest(crowd.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
-    t.is(ready.status, 200, 'a sink down does not make crowd unready: the log holds the backlog');
+    probe = await whileDown(crowd);
     await startBroker();
-    t.log({ brokerDownSeconds: Math.round((Date.now() - downAt) / 1000) });
+    upAt = Date.now();
     await sleep(1000);
   } finally {
     result = await load.stop();
   }
+  return { crowd, result, probe, loadStartedAt, downSeconds: Math.round((upAt - downAt) / 1000) };
+}
+
+async function adminGet<T>(crowd: CrowdProcess, path: string): Promise<{ status: number; doc: T }> {
+  const r = await rawRequest(crowd.adminPort, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, 1000);
+  return { status: r.status, doc: JSON.parse(r.body) as T };
+}
+
+test.serial('broker down ~20 s under load: crowd keeps answering 200; every acknowledged id arrives', async (t) => {
+  t.timeout(600_000);
+  const downSeconds = faultSeconds(20, 120);
+  const topic = uniqueTopic('outage');
+  const o = await brokerOutage(t, kafkaSink(topic), downSeconds, longFaults ? 2 : 8, async (crowd) => ({
+    acceptedWhileDown: (await rawRequest(crowd.port, post('/leads', '{"during":"outage"}'))).status,
+    readyWhileDown: (await adminGet(crowd, '/readyz')).status,
+  }));
+  t.log({ brokerDownSeconds: o.downSeconds });
+  t.is(o.probe.acceptedWhileDown, 200);
+  t.is(o.probe.readyWhileDown, 200, 'a sink down does not make crowd unready: the log holds the backlog');
   const drainStart = Date.now();
-  const report = await awaitDelivery(topic, result.acked, longFaults ? 300_000 : 90_000);
+  const report = await awaitDelivery(topic, o.result.acked, longFaults ? 300_000 : 90_000);
   recordFigures(t, `Kafka broker stopped ${downSeconds} s under load, then back`, {
     acknowledged: report.acknowledged, inTopic: report.inTopic, missing: report.missing, duplicates: report.duplicates,
-    refused: result.refused, clientErrors: result.errors, drainSeconds: (Date.now() - drainStart) / 1000, totalSeconds: (Date.now() - t0) / 1000,
+    refused: o.result.refused, clientErrors: o.result.errors, drainSeconds: (Date.now() - drainStart) / 1000, totalSeconds: (Date.now() - o.loadStartedAt) / 1000,
   });
-  t.is(result.refused, 0, 'no refusals while the broker was down');
+  t.is(o.result.refused, 0, 'no refusals while the broker was down');
   t.is(report.missing, 0);
-  if (report.missing > 0) t.log(crowd.output().split('\n').filter((l) => /kafka|sink|dead/.test(l)).slice(-30).join('\n'));
-  await stopCrowd(crowd);
+  if (report.missing > 0) t.log(o.crowd.output().split('\n').filter((l) => /kafka|sink|dead/.test(l)).slice(-30).join('\n'));
+  await stopCrowd(o.crowd);
 });
 
 test.serial('broker down longer than deliveryTimeout: timed-out messages are sent again from the log; nothing missing', async (t) => {
   t.timeout(400_000);
   const topic = uniqueTopic('longoutage');
   const downSeconds = faultSeconds(12, 120);
-  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic, { deliveryTimeout: '3s' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
-  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/leads', longFaults ? 2 : 8);
-  let result: LoadResult;
-  let retriesWhileDown = 0;
-  try {
-    await sleep(1000);
-    await stopBroker();
-    await sleep(downSeconds * 1000);
-    const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n', 1000)).body) as { sinks: Record<string, { retries: number }> };
-    retriesWhileDown = stats.sinks.events.retries;
-    await startBroker();
-    await sleep(1000);
-  } finally {
-    result = await load.stop();
-  }
+  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '3s' }), downSeconds, longFaults ? 2 : 8, async (crowd) =>
+    (await adminGet<{ sinks: Record<string, { retries: number }> }>(crowd, '/stats')).doc.sinks.events.retries);
+  const retriesWhileDown = o.probe;
   const drainStart = Date.now();
-  const report = await awaitDelivery(topic, result.acked, longFaults ? 300_000 : 120_000);
+  const report = await awaitDelivery(topic, o.result.acked, longFaults ? 300_000 : 120_000);
   recordFigures(t, `Kafka down ${downSeconds} s, longer than the 3 s delivery timeout`, {
     acknowledged: report.acknowledged, inTopic: report.inTopic, missing: report.missing, duplicates: report.duplicates,
-    retriesWhileDown, refused: result.refused, drainSeconds: (Date.now() - drainStart) / 1000,
+    retriesWhileDown, refused: o.result.refused, drainSeconds: (Date.now() - drainStart) / 1000,
   });
   t.true(retriesWhileDown > 0, 'messages timed out in librdkafka and were retried from the log');
   t.is(report.missing, 0);
   t.is(report.wrongBody, 0);
-  await stopCrowd(crowd);
+  await stopCrowd(o.crowd);
 });
 
 test.serial('a producer that delivers nothing for deliveryTimeout + 10 s is replaced: the sink says unhealthy, and all arrives once the broker is back', async (t) => {
   t.timeout(300_000);
   const topic = uniqueTopic('stall');
-  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic, { deliveryTimeout: '2s' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
-  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/leads', 2);
-  let result: LoadResult;
-  let healthWhileDown: { healthy: boolean; detail?: string } | undefined;
-  try {
-    await sleep(1000);
-    await stopBroker();
-    // No delivery for 2 s + 10 s: the watchdog replaces the producer; new ones cannot connect.
-    await sleep(16_000);
-    const ready = JSON.parse((await rawRequest(crowd.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { healthy: boolean; detail?: string }> };
-    healthWhileDown = ready.sinks.events;
-    await startBroker();
-  } finally {
-    result = await load.stop();
-  }
-  const report = await awaitDelivery(topic, result.acked, 120_000);
+  // No delivery for 2 s + 10 s: the watchdog replaces the producer; new ones cannot connect.
+  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '2s' }), 16, 2, async (crowd) =>
+    (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events);
+  const healthWhileDown = o.probe;
+  const report = await awaitDelivery(topic, o.result.acked, 120_000);
   t.log({ healthWhileDown, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
-  t.false(healthWhileDown?.healthy, 'not "connected" while nothing can be delivered');
-  t.regex(crowd.output(), /kafka_producer_stalled/);
+  t.false(healthWhileDown.healthy, 'not "connected" while nothing can be delivered');
+  t.regex(o.crowd.output(), /kafka_producer_stalled/);
   t.is(report.missing, 0, 'the replaced producer\'s messages were handed back and sent again');
-  await stopCrowd(crowd);
+  await stopCrowd(o.crowd);
 });
 
 test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing missing', async (t) => {
