@@ -5,7 +5,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Backend, sleep, until } from './helpers/backend.js';
+import { Backend, httpConfig, sleep, until } from './helpers/backend.js';
 import { dumpIds, startCrowd, tempDir } from './helpers/crowd-process.js';
 import { post, rawExchange } from './helpers/raw-http.js';
 
@@ -20,20 +20,11 @@ function selfSigned(): { key: string; cert: string; certFile: string } {
   return { key: fs.readFileSync(keyFile, 'utf8'), cert: fs.readFileSync(certFile, 'utf8'), certFile };
 }
 
-function config(server: string) {
-  return {
-    admin: { allowPrivateTargets: true },
-    sinks: { api: { type: 'http', pool: 'secure', timeout: '2s' } },
-    pools: { secure: { servers: [server], healthCheck: { type: 'http', path: '/health', interval: '200ms', unhealthyAfter: 2, healthyAfter: 1 } } },
-    routes: [{ path: '/leads', sinks: ['api'] }],
-  };
-}
-
 const tls = selfSigned();
 
 test('https backend whose certificate is trusted (NODE_EXTRA_CA_CERTS): health checks pass and messages arrive', async (t) => {
   const b = await new Backend('secure', '/health', tls).start(0);
-  const crowd = await startCrowd({ config: config(b.url), env: { NODE_EXTRA_CA_CERTS: tls.certFile } });
+  const crowd = await startCrowd({ config: httpConfig([b.url]), env: { NODE_EXTRA_CA_CERTS: tls.certFile } });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) {
@@ -53,7 +44,7 @@ test('https backend whose certificate is trusted (NODE_EXTRA_CA_CERTS): health c
 
 test('https backend whose certificate is not trusted: nothing is sent to it, messages stay in the log', async (t) => {
   const b = await new Backend('untrusted', '/health', tls).start(0);
-  const crowd = await startCrowd({ config: config(b.url) });
+  const crowd = await startCrowd({ config: httpConfig([b.url]) });
   try {
     const r = await rawExchange(crowd.port, post('/leads', '{"n":1}'));
     t.is(r.status, 200, 'ingest does not depend on the backend');

@@ -2,21 +2,11 @@
 // real child process. Serial: each test runs load against crowd on a shared 2-core machine.
 import test from 'ava';
 import { dumpIds, runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
-import { admin, Backend, deliveryReport, sleep, startBackends, until } from './helpers/backend.js';
+import { admin, Backend, deliveryReport, httpConfig, sleep, startBackends, until } from './helpers/backend.js';
 import { readDeadLetters } from './helpers/dead-letters.js';
 import { recordFigures } from './helpers/figures.js';
 import { runLoad } from './helpers/load.js';
 import { post, rawExchange, rawRequest } from './helpers/raw-http.js';
-
-/** A pool of these servers with a quick health check (loopback targets need allowPrivateTargets). */
-function httpConfig(servers: string[], sink: Record<string, unknown> = {}, pool: Record<string, unknown> = {}, route: Record<string, unknown> = {}) {
-  return {
-    admin: { allowPrivateTargets: true },
-    sinks: { api: { type: 'http', pool: 'leads-api', concurrency: 16, timeout: '2s', ...sink } },
-    pools: { 'leads-api': { servers, healthCheck: { type: 'http', path: '/health', interval: '200ms', unhealthyAfter: 2, healthyAfter: 2 }, ...pool } },
-    routes: [{ path: '/leads', sinks: ['api'], ...route }],
-  };
-}
 
 async function stopCrowd(c: CrowdProcess): Promise<void> {
   c.kill('SIGTERM');

@@ -109,6 +109,19 @@ export class Backend {
   }
 }
 
+/**
+ * crowd's config for a route /leads whose sink `api` delivers to a pool of these servers, with
+ * a quick health check (loopback targets need allowPrivateTargets).
+ */
+export function httpConfig(servers: string[], sink: Record<string, unknown> = {}, pool: Record<string, unknown> = {}, route: Record<string, unknown> = {}) {
+  return {
+    admin: { allowPrivateTargets: true },
+    sinks: { api: { type: 'http', pool: 'leads-api', concurrency: 16, timeout: '2s', ...sink } },
+    pools: { 'leads-api': { servers, healthCheck: { type: 'http', path: '/health', interval: '200ms', unhealthyAfter: 2, healthyAfter: 2 }, ...pool } },
+    routes: [{ path: '/leads', sinks: ['api'], ...route }],
+  };
+}
+
 /** Starts `n` backends on free ports. */
 export function startBackends(n: number, prefix = 'b'): Promise<Backend[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => new Backend(`${prefix}${i}`).start(0)));
