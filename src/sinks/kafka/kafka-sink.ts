@@ -55,10 +55,12 @@ const QUEUE_FULL = -184;
 /** No delivery for this long beyond the delivery timeout, with messages in flight: the producer is stalled. */
 const STALL_GRACE_MS = 10_000;
 
-/** A message handed to librdkafka, settled once: by its report, or by the sink when its producer is replaced. */
+/**
+ * A message handed to librdkafka, answered once: by its report while it is in its producer's
+ * in-flight set, or by the sink when that producer is replaced (the set is emptied then).
+ */
 interface InFlightSend {
   done: (o: DeliveryOutcome) => void;
-  settled: boolean;
 }
 /** Producer properties librdkafka takes only in the topic configuration (node-rdkafka's 2nd argument). */
 const TOPIC_LEVEL = new Set([
@@ -207,10 +209,8 @@ export class KafkaSink implements Sink {
     this.generation++;
     const orphans = this.inFlight;
     this.inFlight = new Set();
-    for (const f of orphans) {
-      f.settled = true;
-      f.done({ kind: 'retry', reason: `kafka: producer replaced (${this.lastError})` });
-    }
+    for (const f of orphans) f.done({ kind: 'retry', reason: `kafka: producer replaced (${this.lastError})` });
+    orphans.clear();
     try {
       (producer as { disconnect(): void }).disconnect();
     } catch {
@@ -239,11 +239,9 @@ export class KafkaSink implements Sink {
     };
     const producer = this.producer;
     const inFlight = this.inFlight;
-    const f: InFlightSend = { done, settled: false };
+    const f: InFlightSend = { done };
     const opaque = (err: RdKafkaError | null, report: DeliveryReport | null) => {
-      if (f.settled) return; // its producer was replaced: already handed back as a retry
-      f.settled = true;
-      inFlight.delete(f);
+      if (!inFlight.delete(f)) return; // its producer was replaced: already handed back as a retry
       if (!err) {
         this.lastProgressAt = Date.now();
         return done({ kind: 'delivered', detail: `partition ${report?.partition} offset ${report?.offset}` });
