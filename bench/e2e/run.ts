@@ -150,8 +150,7 @@ function args(): RunArgs {
   return { only: v.only?.split(',') ?? null, duration: num(v.duration), rounds: num(v.rounds) ?? 3, connections: num(v.connections) };
 }
 
-function loadCases(): Case[] {
-  const { only, duration, connections } = args();
+function loadCases({ only, duration, connections }: RunArgs): Case[] {
   return fs
     .readdirSync(casesDir)
     .filter((f) => f.endsWith('.json'))
@@ -474,8 +473,9 @@ function schedule(cases: Case[], rounds: number): Case[][] {
 }
 
 async function main(): Promise<void> {
-  const cases = loadCases();
-  const { rounds } = args();
+  const a = args();
+  const cases = loadCases(a);
+  const { rounds } = a;
   const outcomes: Outcome[] = [];
   const needsKafka = cases.some((c) => c.sink === 'kafka' || c.server === 'fastify-kafkajs');
   const startedKafka = needsKafka && !kafka('status') ? kafka('up') : false;
@@ -552,7 +552,6 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
   fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svg(outcomes));
   // Only a run of every case, with the default rounds and durations, feeds the README.
-  const a = args();
   if (!a.only && !a.duration && !a.connections && a.rounds === 3) writeReadmeTable(path.join(repo, 'README.md'), outcomes, date);
   process.stdout.write(md);
 }

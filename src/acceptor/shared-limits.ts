@@ -15,8 +15,9 @@
  *   expires and could accept one replay twice. Expired slots are reused; a table whose probe
  *   sequence finds no free slot answers "full" (the caller refuses with 503 and Retry-After).
  *
- * Layout of the shared buffer made by `sharedRouteState` (one per process):
- *   [8 bytes per config route: GCRA arrival time, ns] then per HMAC route its window.
+ * `sharedRouteState` makes them once per process: one buffer of 8 bytes per config route (its
+ * GCRA arrival time, ns) and, per HMAC route, a buffer for its window (a lock word, then
+ * capacity x 3 words).
  */
 import type { RouteConfig } from '../config/types.js';
 
