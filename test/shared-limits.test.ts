@@ -69,7 +69,7 @@ test('replay window: signatures differing only beyond 64 bits count as the same 
 });
 
 test('replay window: four threads racing on the same signatures accept each exactly once', async (t) => {
-  const sab = new SharedArrayBuffer(replayWindowBytes(1 << 16));
+  const sab = new SharedArrayBuffer(replayWindowBytes(1 << 19));
   const gate = new SharedArrayBuffer(4);
   const moduleUrl = new URL('../src/acceptor/shared-limits.js', import.meta.url).href;
   const code = `
@@ -82,7 +82,7 @@ test('replay window: four threads racing on the same signatures accept each exac
       Atomics.add(gate, 0, 1);
       while (Atomics.load(gate, 0) < 4);
       const firsts = [];
-      for (let n = 0; n < 20000; n++) {
+      for (let n = 0; n < 200_000; n++) {
         if (w.firstUse(n.toString(16).padStart(16, '0') + 'ff'.repeat(24), 2000, 1000) === 'first') firsts.push(n);
       }
       parentPort.postMessage(firsts);
@@ -90,8 +90,8 @@ test('replay window: four threads racing on the same signatures accept each exac
   const workers = [0, 1, 2, 3].map(() => new Worker(code, { eval: true, workerData: { sab, gate, moduleUrl } }));
   const results = await Promise.all(workers.map(async (w) => (await once(w, 'message'))[0] as number[]));
   const all = results.flat();
-  t.is(all.length, 20000, 'one first use per signature, in total');
-  t.is(new Set(all).size, 20000, 'no signature accepted twice');
+  t.is(all.length, 200_000, 'one first use per signature, in total');
+  t.is(new Set(all).size, 200_000, 'no signature accepted twice');
   t.true(results.filter((r) => r.length > 0).length >= 2, 'the threads really raced (more than one won some)');
 });
 
