@@ -73,6 +73,12 @@ interface Case {
   /** crowd: `ingest` options of its config (e.g. `ackWait`). */
   ingest?: Record<string, unknown>;
   /**
+   * crowd: keep the data directory on tmpfs (/dev/shm), where fdatasync costs nothing: the same
+   * durable path with the disk taken out, to tell the disk's share of the round trip from
+   * the hand-offs' (case 04t).
+   */
+  tmpfs?: boolean;
+  /**
    * Cases of one group run in rounds, interleaved (A B C, A B C, ...), where the group's first
    * case stands; each reports its median round, and ratios inside the group are taken round by
    * round (same minute, same neighbours) and their median reported. This machine's throughput
@@ -255,7 +261,7 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
   };
   if (!c.backendAfterLoad) await startBackend();
   if (c.server === 'crowd') {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-'));
+    dataDir = fs.mkdtempSync(path.join(c.tmpfs ? '/dev/shm' : os.tmpdir(), 'crowd-bench-'));
     const cfg = path.join(dataDir, 'bench.json');
     const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
       : c.sink === 'redis' ? { redis: { type: 'redis', url: redis!.url, stream: `bench-${c.id}`, ...(c.redisDriver ? { driver: c.redisDriver } : {}) } }
