@@ -27,7 +27,10 @@ import { loadUws } from './uws.js';
 export interface AcceptorInit {
   index: number;
   config: CrowdConfig;
-  /** The ingest port to bind: the configured one, or the one the first acceptor got for port 0. */
+  /**
+   * The ingest port to bind, the same for every acceptor: the configured one, or with
+   * `listen.port: 0` and several acceptors a free port the supervisor picked (supervisor.ts).
+   */
   port: number;
   /** One ring per lane (this acceptor is the only producer). */
   rings: SharedArrayBuffer[];
