@@ -278,6 +278,25 @@ test('503 + Retry-After once the log quota is reached; readyz says why', async (
   }
 });
 
+test('429 + Retry-After within [retryAfterSeconds, maxRetryAfterSeconds], however far the next free place is', async (t) => {
+  // One request per 10 minutes: the next place is ~600 s away; Retry-After says at most 5.
+  const limited = await startCrowd({
+    config: { ingest: { retryAfterSeconds: 2, maxRetryAfterSeconds: 5 }, routes: [{ path: '/slow', rateLimit: { perSecond: 1 / 600, burst: 1 } }] },
+  });
+  try {
+    const first = await rawRequest(limited.port, post('/slow', '{}'));
+    t.is(first.status, 200);
+    const second = await rawRequest(limited.port, post('/slow', '{}'));
+    t.is(second.status, 429);
+    t.is(errorCode(second.body), 'CROWD_RATE_LIMITED');
+    t.is(second.headers['retry-after'], '5');
+    t.deepEqual(await dumpIds(limited.dataDir), [JSON.parse(first.body).id]);
+  } finally {
+    limited.kill();
+    await limited.exited;
+  }
+});
+
 test.serial('smuggling: bytes left after a refused request are never served as a request', async (t) => {
   const before = (await dumpIds(crowd.dataDir, 'mem')).length;
   const inner = 'POST /mem HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nevil!';

@@ -2,23 +2,24 @@
  * The acceptor: one uWebSockets.js listener per acceptor thread (SO_REUSEPORT spreads
  * connections). For each request it checks framing, route, method, type and size, copies the
  * body into the ring of the lane chosen for it as a ready-to-store protobuf envelope, and
- * answers: at once (ack memory), or when the lane's ring watermark says the record is fsynced
- * (ack durable; `delivered` behaves as durable until a route has sinks).
+ * answers: at once (ack memory), or once the record is fsynced (ack durable) or delivered by
+ * every sink of the route (ack delivered); those waits are ack-waits.ts.
  *
  * Hot-path rules (platform.md): copy onData chunks before returning; attach onAborted before
  * any asynchronous answer; write asynchronous answers inside cork; one wake-up per lane batch,
  * never per request.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
-import type { AckMode, CrowdConfig } from '../config/types.js';
+import type { CrowdConfig } from '../config/types.js';
 import type { ErrorCode } from '../errors.js';
 import { envelopeSizeFast, stringFieldBytes, writeEnvelopeFast } from '../envelope/envelope-writer.js';
 import { LaneControl, LaneState } from '../lanes/lane-control.js';
-import { RING_CONTROL_BYTES, SpscRing, reached } from '../ring/spsc-ring.js';
+import { RING_CONTROL_BYTES, SpscRing } from '../ring/spsc-ring.js';
 import { JSON_BAD_UTF8, JSON_OK, jsonCheck } from '../native/json-check.js';
 import { IdGenerator } from './message-ids.js';
 import { RouteTable, resolvePointer, type Route } from './route-table.js';
-import { sendError, sendInternalError, sendReceipt, sendReceiptNow, sendRefusal } from './replies.js';
+import { sendError, sendInternalError, sendReceiptNow, sendRefusal } from './replies.js';
+import { AckWaits, type AckWaiter } from './ack-waits.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
 import { Admission } from './admission.js';
 import type { SharedRouteState } from './shared-limits.js';
@@ -44,10 +45,8 @@ export interface AcceptorInit {
 /** Ring record = flags byte + envelope. */
 export const RECORD_FSYNC = 1;
 
-/** One request from its headers to its answer. */
-interface RequestCtx {
-  res: HttpResponse;
-  route: Route;
+/** One request from its headers to its answer (the fields of a waiter: ack-waits.ts). */
+interface RequestCtx extends AckWaiter {
   lane: number;
   key: string;
   kept: string[];
@@ -55,45 +54,14 @@ interface RequestCtx {
   method: string;
   url: string;
   query: string;
-  t0: number;
-  aborted: boolean;
   /** Set once the body is complete or refused: later chunks are ignored. */
   done: boolean;
-  /** Filled when the record is in the ring and the request waits for the watermark. */
-  id: string;
-  pos: number;
-  /** `ack: delivered`: the lane's log offset every sink of the route must reach. */
-  logEnd: number;
   /** The route's HMAC signature header, when it has one. */
   signature: string;
   /** Content-Length (-1 when chunked), and the body so far when it comes in several chunks. */
   cl: number;
   acc: Buffer | null;
   got: number;
-}
-type Pending = RequestCtx;
-
-/** A FIFO of requests waiting for one lane's watermark. */
-class PendingQueue {
-  items: Pending[] = [];
-  head = 0;
-  get size(): number {
-    return this.items.length - this.head;
-  }
-  push(p: Pending): void {
-    this.items.push(p);
-  }
-  peek(): Pending | undefined {
-    return this.items[this.head];
-  }
-  shift(): Pending {
-    const p = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return p;
-  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -117,22 +85,17 @@ export class Acceptor {
   private readonly rings: SpscRing[];
   private readonly ringBufs: Buffer[];
   private readonly lanes: LaneControl[];
-  private readonly pending: PendingQueue[];
-  /** Durable requests of `ack: delivered` routes waiting for their sinks, per lane. */
-  private readonly delivering: PendingQueue[];
-  private readonly watermarks: Float64Array | null;
+  /** Durable and `ack: delivered` requests waiting for their answer. */
+  private readonly waits: AckWaits;
   private readonly ids = new IdGenerator();
   private readonly stats = new AcceptorStats();
   private readonly retryAfter: number;
   private readonly admission: Admission;
-  private readonly pollAcks: boolean;
   private readonly maxLogBytes: number;
-  private readonly ackTimeoutMs: number;
   private readonly maxHeaderCount: number;
   private rr = 0;
   private draining = false;
   private sweepTimer: NodeJS.Timeout;
-  private onDrained: (() => void) | null = null;
 
   constructor(private readonly init: AcceptorInit) {
     const c = init.config;
@@ -140,17 +103,17 @@ export class Acceptor {
     this.rings = init.rings.map((s) => new SpscRing(s));
     this.ringBufs = init.rings.map((s) => Buffer.from(s, RING_CONTROL_BYTES, s.byteLength - RING_CONTROL_BYTES));
     this.lanes = init.laneControls.map((s) => new LaneControl(s));
-    this.pending = this.rings.map(() => new PendingQueue());
-    this.delivering = this.rings.map(() => new PendingQueue());
-    this.watermarks = init.sinkWatermarks ? new Float64Array(init.sinkWatermarks) : null;
     this.retryAfter = c.ingest.retryAfterSeconds;
-    this.pollAcks = c.ingest.ackWait === 'poll';
     this.admission = new Admission(this.lanes, {
       maxQueueDelayMs: c.ingest.maxQueueDelayMs, maxPending: c.ingest.maxPending,
       minRetryAfterSeconds: c.ingest.retryAfterSeconds, maxRetryAfterSeconds: c.ingest.maxRetryAfterSeconds,
     });
+    this.waits = new AckWaits({
+      rings: this.rings, lanes: this.lanes, stats: this.stats, admission: this.admission,
+      watermarks: init.sinkWatermarks ? new Float64Array(init.sinkWatermarks) : null,
+      retryAfterSeconds: this.retryAfter, ackTimeoutMs: c.ingest.ackTimeoutMs, poll: c.ingest.ackWait === 'poll',
+    });
     this.maxLogBytes = c.log.maxLogBytes;
-    this.ackTimeoutMs = c.ingest.ackTimeoutMs;
     this.maxHeaderCount = c.ingest.maxHeaderCount;
     this.app = this.uws.App();
     this.app.any('/*', (res, req) => {
@@ -160,7 +123,7 @@ export class Acceptor {
         this.internalError(res, e);
       }
     });
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(250, Math.max(10, this.ackTimeoutMs / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(250, Math.max(10, c.ingest.ackTimeoutMs / 4)));
   }
 
   listen(): Promise<number> {
@@ -177,69 +140,16 @@ export class Acceptor {
 
   /** A lane says its watermark moved (or its state changed). */
   onLaneWake(lane: number): void {
-    const ring = this.rings[lane];
-    ring.clearAckWake();
-    const q = this.pending[lane];
-    if (this.lanes[lane].state() === LaneState.Unwritable) {
-      while (q.size > 0) this.fail(q.shift(), 'CROWD_LOG_UNAVAILABLE');
-    } else {
-      const tail = ring.tail();
-      const logEnd = ring.logEnd();
-      const now = performance.now();
-      while (q.size > 0 && reached(tail, q.peek()!.pos)) {
-        const p = q.shift();
-        if (p.aborted) continue;
-        if (p.route.deliveredBy.length > 0) {
-          // Durable; now wait for every sink of the route to have delivered past it.
-          p.logEnd = logEnd;
-          this.delivering[lane].push(p);
-          continue;
-        }
-        this.acknowledge(p, lane, p.route.cfg.ack, now);
-      }
-      this.answerDelivered(lane);
-    }
-    this.maybeDrained();
+    this.waits.onLaneWake(lane);
   }
 
   /** The sink host says delivered offsets moved. */
   onSinkWake(): void {
-    for (let lane = 0; lane < this.delivering.length; lane++) this.answerDelivered(lane);
-    this.maybeDrained();
-  }
-
-  private answerDelivered(lane: number): void {
-    const q = this.delivering[lane];
-    const w = this.watermarks;
-    if (!w || q.size === 0) return;
-    const lanes = this.rings.length;
-    const now = performance.now();
-    // FIFO per lane: log offsets only grow, so the first one not delivered blocks the rest.
-    while (q.size > 0) {
-      const p = q.peek()!;
-      let delivered = true;
-      for (const s of p.route.deliveredBy) {
-        if (w[s * lanes + lane] < p.logEnd) {
-          delivered = false;
-          break;
-        }
-      }
-      if (!delivered && !p.aborted) break;
-      q.shift();
-      if (p.aborted) continue;
-      this.acknowledge(p, lane, 'delivered', now);
-    }
-  }
-
-  /** The 200 of a request that waited in a lane's queue; it counts toward the lane's drain rate. */
-  private acknowledge(p: Pending, lane: number, mode: AckMode, now: number): void {
-    sendReceipt(p.res, p.id);
-    this.admission.answered[lane]++;
-    this.stats.answered(p.route, 200, mode, (now - p.t0) / 1000);
+    this.waits.onSinkWake();
   }
 
   snapshot(): AcceptorSnapshot {
-    return this.stats.snapshot([...this.pending, ...this.delivering].reduce((n, q) => n + q.size, 0));
+    return this.stats.snapshot(this.waits.total());
   }
 
   /** Stop taking connections; answer what is pending; resolve when nothing waits. */
@@ -249,10 +159,7 @@ export class Acceptor {
       this.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
     }
-    return new Promise((resolve) => {
-      this.onDrained = resolve;
-      this.maybeDrained();
-    });
+    return new Promise((resolve) => this.waits.whenEmpty(resolve));
   }
 
   close(): void {
@@ -260,14 +167,6 @@ export class Acceptor {
     if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     (this.app as TemplatedApp & { close(): void }).close();
-  }
-
-  private maybeDrained(): void {
-    if (this.onDrained && this.pending.every((q) => q.size === 0) && this.delivering.every((q) => q.size === 0)) {
-      const f = this.onDrained;
-      this.onDrained = null;
-      f();
-    }
   }
 
   /** A bug must cost one request, never the process (uWS aborts on an unanswered request). */
@@ -279,25 +178,10 @@ export class Acceptor {
 
   private internalErrors = 0;
 
-  private fail(p: Pending, code: ErrorCode): void {
-    if (p.aborted) return;
-    sendError(p.res, code, { retryAfterSeconds: this.retryAfter });
-    this.stats.answered(p.route, 503, p.route.cfg.ack, -1, code);
-  }
-
-  /** Durable requests not confirmed within ackTimeout get 503 (they may still be stored). */
+  /** The sweep tick: admission limits recomputed, waits past ackTimeout answered 503. */
   private sweep(): void {
-    this.admission.tick((lane) => this.backlog(lane));
-    const limit = performance.now() - this.ackTimeoutMs;
-    for (const q of [...this.pending, ...this.delivering]) {
-      while (q.size > 0 && q.peek()!.t0 < limit) this.fail(q.shift(), 'CROWD_ACK_TIMEOUT');
-    }
-    this.maybeDrained();
-  }
-
-  /** Requests of a lane waiting for their ack (fsync, or sinks for `ack: delivered`). */
-  private backlog(lane: number): number {
-    return this.pending[lane].size + this.delivering[lane].size;
+    this.admission.tick((lane) => this.waits.backlog(lane));
+    this.waits.expire();
   }
 
   /** Counts a refusal and answers it (with a body left unread: next turn, closing; replies.ts). */
@@ -414,10 +298,10 @@ export class Acceptor {
       return this.refuseAfterBody(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody, this.retryAfter);
     }
     if (route.rateLimit && !route.rateLimit.tryTake()) {
-      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, route.rateLimit.retryAfterSeconds());
+      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, this.admission.clamp(route.rateLimit.retryAfterSeconds()));
     }
     if (route.needsFsync) {
-      const backlog = this.backlog(lane);
+      const backlog = this.waits.backlog(lane);
       if (backlog >= this.admission.limit[lane]) {
         return this.refuseAfterBody(res, 'CROWD_OVERLOADED', route, head, hasBody, this.admission.queueRetryAfter(lane, backlog));
       }
@@ -522,14 +406,9 @@ export class Acceptor {
     }
     ctx.id = id;
     ctx.pos = pos;
-    this.pending[lane].push(ctx);
-    if (this.pollAcks && !this.pollScheduled) {
-      this.pollScheduled = true;
-      setImmediate(this.pollAckWatermarks);
-    }
+    this.waits.add(ctx, lane);
   }
 
-  private pollScheduled = false;
   /** Lanes with records published this event-loop turn, to be handed over at its end. */
   private readonly toWake: boolean[] = [];
   private wakeScheduled = false;
@@ -557,27 +436,6 @@ export class Acceptor {
       this.toWake[lane] = false;
       this.rings[lane].flush();
       this.lanes[lane].ring();
-    }
-  };
-
-  /**
-   * `ingest.ackWait: "poll"`: while durable requests wait, look at the lanes' watermarks on
-   * every event-loop turn (setImmediate) instead of sleeping until a lane's message. The
-   * thread never sleeps while requests wait: +3% to +21% durable req/s at wrk -c50 on 2 cores, for
-   * more CPU and a higher p99 there (docs/benchmarks.md). The lanes' messages still come.
-   */
-  private readonly pollAckWatermarks = (): void => {
-    this.pollScheduled = false;
-    let waiting = false;
-    for (let lane = 0; lane < this.rings.length; lane++) {
-      const q = this.pending[lane];
-      if (q.size === 0) continue;
-      if (reached(this.rings[lane].tail(), q.peek()!.pos)) this.onLaneWake(lane);
-      if (q.size > 0) waiting = true;
-    }
-    if (waiting) {
-      this.pollScheduled = true;
-      setImmediate(this.pollAckWatermarks);
     }
   };
 }

@@ -74,7 +74,8 @@ export class Admission {
     return this.clamp(best);
   }
 
-  private clamp(seconds: number): number {
+  /** Every Retry-After crowd sends is within [ingest.retryAfterSeconds, ingest.maxRetryAfterSeconds]. */
+  clamp(seconds: number): number {
     if (!Number.isFinite(seconds)) return this.o.maxRetryAfterSeconds;
     return Math.min(this.o.maxRetryAfterSeconds, Math.max(this.o.minRetryAfterSeconds, Math.ceil(seconds)));
   }
