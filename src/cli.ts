@@ -51,6 +51,9 @@ async function start(opts: { config?: string }): Promise<void> {
 }
 
 const program = new Command('crowd').description('HTTP ingestion gateway: acknowledge once stored, deliver at least once');
+// Usage errors exit 2, not commander's 1, which `log verify` uses for "corruption found".
+// Set before the subcommands are made: they inherit it. Help and --version still exit 0.
+program.exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
 program.command('start').description('run crowd').option('-c, --config <file>', 'config file (YAML or JSON); also CROWD_CONFIG').action(start);
 
 const logCmd = program.command('log').description('inspect and repair the local log');

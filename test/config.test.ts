@@ -40,6 +40,15 @@ test('YAML file with routes gets route defaults', (t) => {
   });
 });
 
+test('a small ring is enough for configured routes with small bodies (the 1 MiB of dynamic routes does not apply)', (t) => {
+  const dir = tempDir();
+  const file = path.join(dir, 'c.json');
+  fs.writeFileSync(file, JSON.stringify({ ingest: { ringBytes: 1048576 }, routes: [{ path: '/a', maxBodyBytes: 100000 }] }));
+  const c = loadConfig({ file, env: {} });
+  t.is(c.ingest.ringBytes, 1048576);
+  t.is(c.routes![0].maxBodyBytes, 100000);
+});
+
 const bad: Array<[string, unknown, RegExp]> = [
   ['unknown ack mode', { routes: [{ path: '/a', ack: 'eventually' }] }, /\/routes\/0\/ack .*memory, durable, delivered/],
   ['port out of range', { listen: { port: 70000 } }, /\/listen\/port must be <= 65535/],
@@ -48,6 +57,7 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['route naming a missing sink', { routes: [{ path: '/a', sinks: ['nope'] }] }, /\/routes\/0\/sinks names "nope"/],
   ['ring not a power of two', { ingest: { ringBytes: 100000 } }, /ringBytes must be a power of two/],
   ['body limit larger than the ring allows', { routes: [{ path: '/a', maxBodyBytes: 8000000 }] }, /\/routes\/0\/maxBodyBytes.*ringBytes >= /],
+  ['no routes (any POST /<name>, bodies up to 1 MiB) with a ring too small for them', { ingest: { ringBytes: 1048576 } }, /\/ingest\/ringBytes: bodies of 1048576 bytes need \/ingest\/ringBytes >= 4194304/],
   ['duplicate route', { routes: [{ path: '/a' }, { path: '/a' }] }, /defined twice/],
   ['redis sink with both stream and list', { sinks: { r: { type: 'redis', url: 'redis://h', stream: 's', list: 'l' } } }, /\/sinks\/r needs exactly one of "stream" or "list"/],
   ['redis sink with neither stream nor list', { sinks: { r: { type: 'redis', url: 'redis://h' } } }, /\/sinks\/r needs exactly one of "stream" or "list"/],
@@ -98,4 +108,14 @@ test('a redis sink gets its defaults and its reply timeout in ms', (t) => {
   t.like(c.sinks.s, { type: 'redis', stream: 'leads', maxLen: 1000000, format: 'raw', driver: 'auto', maxBatch: 512, replyTimeoutMs: 10_000 });
   t.is(c.sinks.s.push, undefined);
   t.like(c.sinks.l, { list: 'q:{topic}', push: 'right', replyTimeoutMs: 2000 });
+});
+
+test('command-line usage errors exit 2 (1 is what `log verify` says on corruption)', async (t) => {
+  const missing = await runCli(['log', 'dump']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /--data-dir/);
+  const bad = await runCli(['log', 'dump', '--data-dir', tempDir(), '--from', 'x']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /non-negative integer/);
+  t.is((await runCli(['--help'])).code, 0);
 });

@@ -172,7 +172,8 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
   const dynamicRoute = {
     methods: ['POST'], ack: 'durable' as const, maxBodyBytes: 1048576, contentTypes: [], keepHeaders: [], sinks: [],
   };
-  checkRingFits(ringBytes, dynamicRoute.maxBodyBytes, '/ingest/ringBytes');
+  // Without `routes`, any POST /<name> is a route with these settings; with them, none is.
+  if (routes === null) checkRingFits(ringBytes, dynamicRoute.maxBodyBytes, '/ingest/ringBytes');
 
   return {
     listen: doc.listen,
