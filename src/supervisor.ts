@@ -11,6 +11,7 @@
  * A lane that dies is started again on the pool; its records are still in the ring (the ring's
  * TAIL only moves after an fsync), so nothing acknowledged is lost.
  */
+import path from 'node:path';
 import net from 'node:net';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -115,8 +116,18 @@ export class Crowd implements StatsSource {
     }
     await Promise.all(ready);
     const ends = new Map(this.recovery.map((r) => [r.lane, r.endOffset]));
-    const moved = new CursorStore(c.dataDir).clampToEnds(ends);
+    const cursors = new CursorStore(c.dataDir);
+    const moved = cursors.clampToEnds(ends);
     for (const m of moved) this.log.warn({ event: 'cursor_clamped', ...m }, 'consumer cursor was ahead of the log; pulled back to its end');
+    // A sink removed from the config leaves its cursor behind, and retention still waits for
+    // it (the sink may come back and resume there). Say so at every start; the operator decides.
+    for (const consumer of cursors.consumers()) {
+      if (consumer in c.sinks) continue;
+      this.log.warn(
+        { event: 'cursor_without_sink', consumer, file: path.join(cursors.dir, `${consumer}.json`) },
+        'a cursor of a sink that is not configured holds back log retention; delete its file if the sink is gone for good',
+      );
+    }
 
     this.servers.start();
     if (Object.keys(c.sinks).length > 0) await this.startSinks();

@@ -1,8 +1,10 @@
 // End to end: crowd under load is SIGKILLed, restarted, and `crowd log dump` must hold every
 // id it acknowledged (durable mode). Also SIGTERM under load: drains, exits 0, nothing lost.
 import test, { type ExecutionContext } from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
 import { recordFigures } from './helpers/figures.js';
-import { runCli, startCrowd } from './helpers/crowd-process.js';
+import { runCli, startCrowd, tempDir } from './helpers/crowd-process.js';
 import { runLoad } from './helpers/load.js';
 import { post, rawRequest } from './helpers/raw-http.js';
 
@@ -116,4 +118,19 @@ test.serial('a lane dies mid-batch under load: it is started again and nothing a
   recordFigures(t, 'a lane thread crashes mid-batch under load', { ...report, refused: result.refused, clientErrors: result.errors });
   t.true(result.acked.size > 3000, 'acknowledged messages after the crash too');
   t.is(report.missing, 0);
+});
+
+test('a cursor left by a sink no longer configured is named at start (it holds back retention)', async (t) => {
+  const dataDir = tempDir();
+  fs.mkdirSync(path.join(dataDir, 'cursors'), { recursive: true });
+  fs.writeFileSync(path.join(dataDir, 'cursors', 'gone.json'), JSON.stringify({ lanes: { 0: 16 } }));
+  const crowd = await startCrowd({ dataDir });
+  try {
+    const line = crowd.output().split('\n').find((l) => l.includes('"event":"cursor_without_sink"'));
+    t.truthy(line, crowd.output());
+    t.like(JSON.parse(line!), { level: 40, consumer: 'gone', file: path.join(dataDir, 'cursors', 'gone.json') });
+  } finally {
+    crowd.kill();
+    await crowd.exited;
+  }
 });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FRAME_HEADER, SEGMENT_HEADER, frameSize } from '../src/log/frame-layout.js';
 import { sealedFrames } from '../src/log/frames.js';
-import { LaneLog, laneDir, listSegments } from '../src/log/lane-log.js';
+import { LaneLog, deadLetterDir, laneDir, listSegments } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
 import { CursorStore } from '../src/log/cursors.js';
 import { verifyLog } from '../src/tools/log-verify.js';
@@ -148,4 +148,17 @@ test('zeros allocated ahead of the last frame are not corruption: trimmed at sta
   t.is(report.tailSegmentRecords, 30);
   log2.close();
   t.is(fs.statSync(seg.file).size, log2.endOffset(), 'close trims what was allocated ahead');
+});
+
+test('log verify checks the dead-letter logs too: a flipped bit there is corruption', (t) => {
+  const dir = tempDir();
+  const { log } = LaneLog.openDir(deadLetterDir(dir, 'kafka-main'), -1, 1 << 20);
+  writeRecords(log, 5);
+  log.close();
+  t.like(verifyLog(dir, { repair: true }), { lanes: 0, deadLetterLogs: 1, records: 5, corruptRegions: 0, ok: true });
+  const seg = listSegments(deadLetterDir(dir, 'kafka-main'))[0];
+  const bytes = fs.readFileSync(seg.file);
+  bytes[SEGMENT_HEADER + 2 * frameSize(50) + FRAME_HEADER + 5] ^= 0x04; // inside record 2's payload
+  fs.writeFileSync(seg.file, bytes);
+  t.like(verifyLog(dir, { repair: true }), { deadLetterLogs: 1, records: 4, corruptRegions: 1, ok: false });
 });
