@@ -69,7 +69,7 @@ export function createMetrics(src: StatsSource): client.Registry {
     const s = await acceptorTotals();
     return Object.entries(s.ackLatency).flatMap(([mode, h]) => histogramValues('crowd_ack_latency_seconds', { mode }, h));
   });
-  add('crowd_pending_acks', 'Requests waiting for their record to be fsynced.', 'gauge', async () => [
+  add('crowd_pending_acks', 'Requests waiting for their ack: their record fsynced, or delivered by every sink for ack delivered.', 'gauge', async () => [
     { labels: {}, value: (await acceptorTotals()).pending },
   ]);
   add('crowd_ring_used_bytes', 'Bytes in each acceptor->lane ring not yet released by the lane.', 'gauge', async () =>
