@@ -21,19 +21,27 @@ export interface KafkaRecord {
   partition: number;
 }
 
-/** Every record of a topic from the beginning (empty when the topic does not exist). */
+/**
+ * Every record of a topic from the beginning (empty when the topic does not exist). kcat is
+ * asked again (3 tries, 1 s apart) when it fails otherwise: a broker that has just started
+ * can still be loading its partitions, which is not what the tests are about.
+ */
 export async function readTopic(topic: string): Promise<KafkaRecord[]> {
-  try {
-    const { stdout } = await run('kcat', ['-C', '-b', broker, '-t', topic, '-e', '-J', '-q', '-o', 'beginning'], { maxBuffer: 256 * 1024 * 1024, timeout: 60_000 });
-    return stdout.split('\n').filter(Boolean).map((l) => {
-      const j = JSON.parse(l) as { key: string | null; payload: string; headers?: string[]; offset: number; partition: number };
-      const headers: Record<string, string> = {};
-      for (let i = 0; i + 1 < (j.headers ?? []).length; i += 2) headers[j.headers![i]] = j.headers![i + 1];
-      return { key: j.key, value: j.payload, headers, offset: j.offset, partition: j.partition };
-    });
-  } catch (e) {
-    if (/Unknown topic/i.test(String((e as { stderr?: string }).stderr ?? e))) return [];
-    throw e;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { stdout } = await run('kcat', ['-C', '-b', broker, '-t', topic, '-e', '-J', '-q', '-o', 'beginning'], { maxBuffer: 256 * 1024 * 1024, timeout: 60_000 });
+      return stdout.split('\n').filter(Boolean).map((l) => {
+        const j = JSON.parse(l) as { key: string | null; payload: string; headers?: string[]; offset: number; partition: number };
+        const headers: Record<string, string> = {};
+        for (let i = 0; i + 1 < (j.headers ?? []).length; i += 2) headers[j.headers![i]] = j.headers![i + 1];
+        return { key: j.key, value: j.payload, headers, offset: j.offset, partition: j.partition };
+      });
+    } catch (e) {
+      const stderr = String((e as { stderr?: string }).stderr ?? e);
+      if (/Unknown topic/i.test(stderr)) return [];
+      if (attempt >= 3) throw new Error(`kcat failed ${attempt} times reading ${topic}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 }
 
