@@ -99,6 +99,7 @@ test.serial('memory ack under load, then SIGTERM: drain writes what was acknowle
   const result = await load.stop();
   const report = compare(result.acked, await dumpBodies(crowd.dataDir));
   recordFigures(t, 'SIGTERM under load, ack: memory', report);
+  t.true(result.acked.size > 200, `only ${result.acked.size} acknowledged: nothing to check`);
   t.is(report.missing, 0);
 });
 

@@ -26,7 +26,7 @@ test('an error document with more fields (admin API): the table\'s status, code 
   const doc = errorDocument('CROWD_NOT_READY', { reasons: ['log quota reached'] });
   t.deepEqual(doc, { status: 'error', code: 'CROWD_NOT_READY', message: ERRORS.CROWD_NOT_READY.message, reasons: ['log quota reached'] });
   t.deepEqual(Object.keys(doc), ['status', 'code', 'message', 'reasons']);
-  t.is(ERROR_BODIES.CROWD_INTERNAL, JSON.stringify(errorDocument('CROWD_INTERNAL')));
+  t.is(ERROR_BODIES.CROWD_INTERNAL, `{"status":"error","code":"CROWD_INTERNAL","message":${JSON.stringify(ERRORS.CROWD_INTERNAL.message)}}`);
 });
 
 test('no documented code is unknown to the table', (t) => {

@@ -25,6 +25,7 @@ test.after.always(async () => {
 
 async function storedBodies(): Promise<string[]> {
   const r = await runCli(['log', 'dump', '--data-dir', crowd.dataDir]);
+  if (r.code !== 0) throw new Error(`log dump failed (${r.code}): ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { body: string }).body);
 }
 

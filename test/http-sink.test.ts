@@ -35,7 +35,7 @@ test.serial('replayed as received: method, rewritten path and query, kept header
     }),
   });
   try {
-    const p = await rawRequest(crowd.port, post('/leads?src=web&x=1', '{"lead":1}', { 'Content-Type': 'application/json', 'X-Shop': 'shop-7' }));
+    const p = await rawRequest(crowd.port, post('/leads?src=web&x=1', '{"lead":1}', { 'Content-Type': 'application/json', 'X-Shop': 'shop-7', Connection: 'close' }));
     const u = await rawRequest(crowd.port, 'PUT /leads HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello');
     t.is(p.status, 200);
     t.is(u.status, 200);
@@ -49,6 +49,7 @@ test.serial('replayed as received: method, rewritten path and query, kept header
     t.is(rp.headers['x-shop'], 'shop-7');
     t.is(rp.headers['idempotency-key'], rp.id);
     t.is(rp.headers.authorization, 'Bearer backend-secret');
+    // Kept (keepHeaders lists it) and sent as `close`, but hop-by-hop: never replayed.
     t.not(rp.headers.connection, 'close', 'hop-by-hop headers are not replayed');
     const ru = byId.get(idOf(u.body))!;
     t.is(ru.method, 'PUT');
