@@ -11,7 +11,6 @@
  * A lane that dies is started again on the pool; its records are still in the ring (the ring's
  * TAIL only moves after an fsync), so nothing acknowledged is lost.
  */
-import path from 'node:path';
 import net from 'node:net';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -122,9 +121,9 @@ export class Crowd implements StatsSource {
     // A sink removed from the config leaves its cursor behind, and retention still waits for
     // it (the sink may come back and resume there). Say so at every start; the operator decides.
     for (const consumer of cursors.consumers()) {
-      if (consumer in c.sinks) continue;
+      if (Object.hasOwn(c.sinks, consumer)) continue;
       this.log.warn(
-        { event: 'cursor_without_sink', consumer, file: path.join(cursors.dir, `${consumer}.json`) },
+        { event: 'cursor_without_sink', consumer, file: cursors.file(consumer) },
         'a cursor of a sink that is not configured holds back log retention; delete its file if the sink is gone for good',
       );
     }

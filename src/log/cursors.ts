@@ -29,7 +29,8 @@ export class CursorStore {
     fs.mkdirSync(this.dir, { recursive: true });
   }
 
-  private file(consumer: string): string {
+  /** `<dataDir>/cursors/<consumer>.json`. */
+  file(consumer: string): string {
     if (!/^[A-Za-z0-9._-]+$/.test(consumer)) throw new Error(`bad consumer name "${consumer}"`);
     return path.join(this.dir, `${consumer}.json`);
   }
