@@ -67,6 +67,17 @@ export function listLanes(dataDir: string): number[] {
     .sort((a, b) => a - b);
 }
 
+/**
+ * Every log of a data dir in the order the tools read them: the lanes, then each sink's dead
+ * letters (lane -1).
+ */
+export function listLogDirs(dataDir: string): Array<{ dir: string; lane: number }> {
+  return [
+    ...listLanes(dataDir).map((lane) => ({ dir: laneDir(dataDir, lane), lane })),
+    ...listDeadLetterDirs(dataDir).map((dir) => ({ dir, lane: -1 })),
+  ];
+}
+
 /** Dead-letter logs, one per sink: <dataDir>/log/dlq-<sink>. */
 export function listDeadLetterDirs(dataDir: string): string[] {
   const dir = path.join(dataDir, 'log');

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { SEGMENT_HEADER } from './frame-layout.js';
 import { scanFrames } from './frame-scan.js';
-import { laneDir, listDeadLetterDirs, listLanes, listSegments } from './lane-log.js';
+import { laneDir, listLogDirs, listSegments } from './lane-log.js';
 
 export interface LogRecord {
   lane: number;
@@ -63,7 +63,6 @@ export function readLogDir(dir: string, lane: number, from: number, onRecord: (r
 /** Every lane, then every sink's dead letters (lane -1). */
 export function readAllLanes(dataDir: string, from: number, onRecord: (r: LogRecord) => void): ReadStats {
   const stats = emptyReadStats();
-  for (const lane of listLanes(dataDir)) readLane(dataDir, lane, from, onRecord, stats);
-  for (const dir of listDeadLetterDirs(dataDir)) readLogDir(dir, -1, from, onRecord, stats);
+  for (const { dir, lane } of listLogDirs(dataDir)) readLogDir(dir, lane, from, onRecord, stats);
   return stats;
 }

@@ -4,7 +4,7 @@
  * the data dir), and reports counts.
  */
 import { lockOwner } from '../data-dir-lock.js';
-import { laneDir, listDeadLetterDirs, listLanes, listSegments, recoverLastSegment } from '../log/lane-log.js';
+import { listLogDirs, listSegments, recoverLastSegment } from '../log/lane-log.js';
 import { readLogDir } from '../log/log-reader.js';
 
 export interface VerifyReport {
@@ -29,7 +29,9 @@ export function verifyLog(dataDir: string, opts: { repair: boolean }): VerifyRep
     dataDir, lanes: 0, deadLetterLogs: 0, segments: 0, records: 0, corruptRegions: 0, corruptBytes: 0,
     tornTailBytesRepaired: 0, tornTailBytesFound: 0, repaired: false, ok: true,
   };
-  const verifyDir = (dir: string, lane: number) => {
+  for (const { dir, lane } of listLogDirs(dataDir)) {
+    if (lane >= 0) report.lanes++;
+    else report.deadLetterLogs++;
     const segs = listSegments(dir);
     if (repair && segs.length > 0) {
       const r = recoverLastSegment(segs[segs.length - 1]);
@@ -44,14 +46,6 @@ export function verifyLog(dataDir: string, opts: { repair: boolean }): VerifyRep
     report.corruptRegions += s.corruptRegions;
     report.corruptBytes += s.corruptBytes;
     report.tornTailBytesFound += s.tailBytes;
-  };
-  for (const lane of listLanes(dataDir)) {
-    report.lanes++;
-    verifyDir(laneDir(dataDir, lane), lane);
-  }
-  for (const dir of listDeadLetterDirs(dataDir)) {
-    report.deadLetterLogs++;
-    verifyDir(dir, -1);
   }
   report.ok = report.corruptRegions === 0 && report.tornTailBytesFound === 0;
   return report;
