@@ -7,36 +7,48 @@ import test from 'ava';
 import { Admission } from '../src/acceptor/admission.js';
 import { createLaneControl, LaneControl, STAT } from '../src/lanes/lane-control.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A clock the test moves by hand, so every rate below is exact. */
+function manualClock(): { now: () => number; advance: (ms: number) => void } {
+  let t = 1000;
+  return { now: () => t, advance: (ms) => (t += ms) };
+}
 const limits = { maxQueueDelayMs: 2000, maxPending: 50_000, minRetryAfterSeconds: 1, maxRetryAfterSeconds: 60 };
 
-test('backlog limit is the drain rate times maxQueueDelay, floored and capped', async (t) => {
+test('backlog limit is the drain rate times maxQueueDelay, floored and capped', (t) => {
   const lanes = [new LaneControl(createLaneControl()), new LaneControl(createLaneControl())];
-  const a = new Admission(lanes, limits);
+  const clock = manualClock();
+  const a = new Admission(lanes, limits, clock.now);
   t.is(a.limit[0], 1024, 'before any measure: the floor');
   a.tick(() => 0);
-  await sleep(200);
-  a.answered[0] = 2000; // ~10,000/s on lane 0
-  a.answered[1] = 1_000_000; // ~5M/s on lane 1: capped by maxPending
+  t.is(a.limit[0], 1024, 'no time passed: nothing measured');
+  clock.advance(200);
+  a.answered[0] = 2000; // 10,000/s on lane 0
+  a.answered[1] = 1_000_000; // 5M/s on lane 1: capped by maxPending
   a.tick(() => 0);
-  t.true(a.limit[0] > 15_000 && a.limit[0] < 25_000, `lane 0 limit ${a.limit[0]}`);
+  t.is(a.limit[0], 20_000, '10,000/s x maxQueueDelay 2 s');
   t.is(a.limit[1], 50_000);
-  const ra = a.queueRetryAfter(0, 40_000);
-  t.true(ra >= 3 && ra <= 5, `40,000 waiting at ~10,000/s: Retry-After ${ra}`);
+  t.is(a.queueRetryAfter(0, 40_000), 4, '40,000 waiting at 10,000/s');
   t.is(a.queueRetryAfter(0, 10), 1, 'never below the minimum');
 });
 
-test('a lane that stops answering falls back to the floor and gets the longest Retry-After', async (t) => {
+test('a lane that stops answering falls back to the floor and gets the longest Retry-After', (t) => {
   const lane = new LaneControl(createLaneControl());
-  const a = new Admission([lane], limits);
-  a.tick(() => 0);
-  await sleep(100);
+  const clock = manualClock();
+  const a = new Admission([lane], limits, clock.now);
+  clock.advance(100);
   a.answered[0] = 1000;
   a.tick(() => 500);
-  t.true(a.limit[0] > 1024);
-  // Nothing answered while requests wait: the rate decays toward 0 tick after tick.
-  for (let i = 0; i < 40; i++) {
-    await sleep(5);
+  t.is(a.limit[0], 20_000, '10,000/s');
+  // Nothing answered while requests wait: the rate decays toward 0 tick after tick (x0.7 each).
+  a.tick(() => 5000);
+  t.is(a.limit[0], 20_000, 'a tick with no time passed measures nothing');
+  for (let i = 0; i < 2; i++) {
+    clock.advance(5);
+    a.tick(() => 5000);
+  }
+  t.is(Math.round(a.limit[0]), 9800, 'two empty ticks: 10,000/s x 0.7 x 0.7, x 2 s');
+  for (let i = 0; i < 38; i++) {
+    clock.advance(5);
     a.tick(() => 5000);
   }
   t.is(a.limit[0], 1024);

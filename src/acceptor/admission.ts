@@ -33,9 +33,15 @@ export class Admission {
   /** Queued requests allowed per lane right now. */
   readonly limit: Float64Array;
   private readonly rate: Float64Array;
-  private lastTick = performance.now();
+  private lastTick: number;
 
-  constructor(private readonly lanes: readonly LaneControl[], private readonly o: AdmissionLimits) {
+  constructor(
+    private readonly lanes: readonly LaneControl[],
+    private readonly o: AdmissionLimits,
+    /** Milliseconds, monotonic (tests drive it by hand). */
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.lastTick = now();
     this.answered = new Float64Array(lanes.length);
     this.rate = new Float64Array(lanes.length);
     this.limit = new Float64Array(lanes.length).fill(Math.min(o.maxPending, MIN_BACKLOG));
@@ -43,7 +49,7 @@ export class Admission {
 
   /** Recomputes each lane's drain rate and backlog limit. `backlog` is the lane's queue now. */
   tick(backlog: (lane: number) => number): void {
-    const now = performance.now();
+    const now = this.now();
     const dt = (now - this.lastTick) / 1000;
     if (dt <= 0) return;
     this.lastTick = now;

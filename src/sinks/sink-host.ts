@@ -187,7 +187,7 @@ class SinkDriver {
     } else if (o.kind === 'retry') {
       this.retries++;
       f.attempts++;
-      const backoff = o.afterMs ?? retryBackoffMs(f.attempts, Math.random());
+      const backoff = o.afterMs ?? this.host.retryDelayMs(f.attempts);
       setTimeout(() => {
         if (this.stopped) return;
         if (!this.trySend(feed, f, m)) feed.waiting.unshift({ f, m });
@@ -248,6 +248,8 @@ export class SinkHost {
     watermarks: SharedArrayBuffer,
     private readonly acceptorPorts: MessagePort[],
     sinks: Sink[],
+    /** Delay before a message's retry number `attempt` when its sink names none (tests pin it). */
+    readonly retryDelayMs: (attempt: number) => number = (attempt) => retryBackoffMs(attempt, Math.random()),
   ) {
     this.controls = laneControls.map((s) => new LaneControl(s));
     this.watermarks = new Float64Array(watermarks);
