@@ -2,7 +2,7 @@
 // kcat. Serial: one test stops and starts the shared broker.
 import test, { type ExecutionContext } from 'ava';
 import { runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
-import { kafkaSink, readTopic, startBroker, stopBroker, uniqueTopic, type KafkaRecord } from './helpers/kafka.js';
+import { kafkaSink, pauseBroker, readTopic, resumeBroker, startBroker, stopBroker, uniqueTopic, type KafkaRecord } from './helpers/kafka.js';
 import { faultSeconds, longFaults, recordFigures } from './helpers/figures.js';
 import { runLoad, type LoadResult } from './helpers/load.js';
 import { post, rawExchange, rawRequest } from './helpers/raw-http.js';
@@ -252,6 +252,36 @@ test.serial('a producer that delivers nothing for deliveryTimeout + 10 s is repl
   t.regex(o.crowd.output(), /kafka_producer_stalled/);
   t.is(report.missing, 0, 'the replaced producer\'s messages were handed back and sent again');
   await stopCrowd(o.crowd);
+});
+
+test.serial('a hung broker (SIGSTOP: connections open, no answers) for deliveryTimeout + 10 s: the producer is replaced, and all arrives once it answers again', async (t) => {
+  t.timeout(300_000);
+  const topic = uniqueTopic('hung');
+  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic, { deliveryTimeout: '2s' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
+  const load = runLoad(crowd.port, '/leads', 2);
+  let health: { healthy: boolean; detail?: string } | null = null;
+  let result: LoadResult;
+  let paused = false;
+  try {
+    await sleep(1000);
+    pauseBroker();
+    paused = true;
+    // The stall is declared 2 s + 10 s after the last delivery; look a few seconds later.
+    await sleep(16_000);
+    health = (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events;
+  } finally {
+    if (paused) resumeBroker();
+    await sleep(1000);
+    result = await load.stop();
+  }
+  const report = await awaitDelivery(topic, result.acked, 120_000);
+  t.log({ healthWhileHung: health, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
+  t.true(result.acked.size > 100, `only ${result.acked.size} acknowledged`);
+  t.false(health!.healthy, 'not "connected" while the broker answers nothing');
+  t.regex(crowd.output(), /kafka_producer_stalled/);
+  t.is(report.missing, 0, 'the replaced producer\'s messages were handed back and sent again');
+  await stopCrowd(crowd);
 });
 
 test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing missing', async (t) => {

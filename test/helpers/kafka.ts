@@ -3,6 +3,7 @@
  * scripts/kafka.sh), and an independent reader: kcat (Debian package), never crowd's own code.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from './crowd-process.js';
@@ -51,6 +52,26 @@ export async function stopBroker(): Promise<void> {
 
 export async function startBroker(): Promise<void> {
   await run(script, ['start-broker', '--port', String(kafkaPort), '--dir', kafkaDir], { timeout: 120_000 });
+}
+
+/** The broker's pid, from the pid file scripts/kafka.sh writes (the broker the tests started). */
+function brokerPid(): number {
+  const pid = Number(readFileSync(path.join(kafkaDir, 'kafka.pid'), 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no broker pid in ${kafkaDir}/kafka.pid`);
+  return pid;
+}
+
+/**
+ * Freezes the broker (SIGSTOP): its sockets stay open and the kernel still accepts
+ * connections, but nothing answers. A hung broker, unlike a stopped one, gives a client
+ * no connection error to react to.
+ */
+export function pauseBroker(): void {
+  process.kill(brokerPid(), 'SIGSTOP');
+}
+
+export function resumeBroker(): void {
+  process.kill(brokerPid(), 'SIGCONT');
 }
 
 export function uniqueTopic(prefix: string): string {
