@@ -1,8 +1,9 @@
 /**
  * End-to-end benchmark: runs every case in bench/e2e/cases (data files, one per case) in ONE
  * run on this machine, so crowd is compared with its ceiling and baselines under the same
- * conditions, and writes bench/results/<date>.json, a Markdown table (also latest.md) and an
- * SVG chart (latest.svg).
+ * conditions, and writes bench/results/<date>.json and a Markdown table (<date>.md); a full
+ * run (every case, default rounds and durations) also writes latest.md, the SVG chart
+ * latest.svg and the README's table.
  *
  *   npm run bench:e2e [-- --only 04,05] [--duration 5] [--rounds 3] [--connections 200]
  *
@@ -555,10 +556,13 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(resultsDir, `${date}.json`), `${JSON.stringify({ meta, outcomes }, null, 2)}\n`);
   const md = table(outcomes, meta);
   fs.writeFileSync(path.join(resultsDir, `${date}.md`), md);
-  fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
-  fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svg(outcomes));
-  // Only a run of every case, with the default rounds and durations, feeds the README.
-  if (!a.only && !a.duration && !a.connections && a.rounds === 3) writeReadmeTable(path.join(repo, 'README.md'), outcomes, date);
+  // Only a run of every case, with the default rounds and durations, is "the latest run" the
+  // README shows (latest.md, latest.svg and its table); a partial run keeps its dated files.
+  if (!a.only && !a.duration && !a.connections && a.rounds === 3) {
+    fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+    fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svg(outcomes));
+    writeReadmeTable(path.join(repo, 'README.md'), outcomes, date);
+  }
   process.stdout.write(md);
 }
 
