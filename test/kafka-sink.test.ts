@@ -82,7 +82,7 @@ test.serial('N messages over HTTP: the same bodies, keys and ids in the topic, i
   for (const r of [...records].sort((a, b) => a.offset - b.offset)) kafkaOrder.set(r.key!, [...(kafkaOrder.get(r.key!) ?? []), r.headers['crowd-id']]);
   t.is(kafkaOrder.size, 7);
   for (const [key, ids] of kafkaOrder) t.deepEqual(ids, logOrder.get(key), `order of key ${key}`);
-  const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { delivered: number; backlogBytes: number; healthy: boolean }> };
+  const stats = (await adminGet<{ sinks: Record<string, { delivered: number; backlogBytes: number; healthy: boolean }> }>(crowd, '/stats')).doc;
   t.true(stats.sinks.events.delivered >= result.acked.size);
   t.is(stats.sinks.events.backlogBytes, 0);
   t.true(stats.sinks.events.healthy);
@@ -124,7 +124,7 @@ test.serial('a message too large for Kafka goes to the dead letters with its rea
   t.is(dlq.length, 1);
   t.is(dlq[0].id, bigId);
   t.regex(dlq[0].headers['crowd-dlq-reason'], /MSG_SIZE_TOO_LARGE/);
-  const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { failed: number }> };
+  const stats = (await adminGet<{ sinks: Record<string, { failed: number }> }>(crowd, '/stats')).doc;
   t.is(stats.sinks.events.failed, 1);
   t.false((await readTopic(topic)).some((r) => r.headers['crowd-id'] === bigId));
   await stopCrowd(crowd);
@@ -158,13 +158,22 @@ interface Outage<T> {
   downSeconds: number;
 }
 
+/** How the broker goes away and comes back: stopped and started, or frozen and thawed. */
+interface BrokerFault {
+  begin: () => Promise<void> | void;
+  end: () => Promise<void> | void;
+}
+const STOPPED: BrokerFault = { begin: stopBroker, end: startBroker };
+/** SIGSTOP / SIGCONT: connections stay open and nothing answers (helpers/kafka.ts). */
+const HUNG: BrokerFault = { begin: pauseBroker, end: resumeBroker };
+
 /**
  * crowd with one Kafka sink on /leads under load from `clients` clients; after a second the
- * broker is stopped for `downSeconds`, `whileDown` looks at crowd at the end of the outage,
- * the broker is started again, and the load stops a second later. crowd is killed when the
- * test ends, also when an assertion ends it early.
+ * broker goes away (`fault`, stopped by default) for `downSeconds`, `whileDown` looks at crowd
+ * at the end of the outage, the broker comes back, and the load stops a second later. crowd is
+ * killed when the test ends, also when an assertion ends it early.
  */
-async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown>, downSeconds: number, clients: number, whileDown: (crowd: CrowdProcess) => Promise<T>): Promise<Outage<T>> {
+async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown>, downSeconds: number, clients: number, whileDown: (crowd: CrowdProcess) => Promise<T>, fault = STOPPED): Promise<Outage<T>> {
   const crowd = await startCrowd({ config: { sinks: { events: sink }, routes: [{ path: '/leads', sinks: ['events'] }] } });
   t.teardown(() => crowd.kill('SIGKILL'));
   const load = runLoad(crowd.port, '/leads', clients);
@@ -175,17 +184,17 @@ async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown
   let upAt = 0;
   try {
     await sleep(1000);
-    await stopBroker();
+    await fault.begin();
     downAt = Date.now();
     await sleep(downSeconds * 1000);
     probe = await whileDown(crowd);
-    await startBroker();
+    await fault.end();
     upAt = Date.now();
     await sleep(1000);
   } finally {
     result = await load.stop();
     // A probe that threw must not leave the broker down for the tests after this one.
-    if (upAt === 0) await startBroker();
+    if (upAt === 0) await fault.end();
   }
   return { crowd, result, probe, loadStartedAt, downSeconds: Math.round((upAt - downAt) / 1000) };
 }
@@ -257,31 +266,17 @@ test.serial('a producer that delivers nothing for deliveryTimeout + 10 s is repl
 test.serial('a hung broker (SIGSTOP: connections open, no answers) for deliveryTimeout + 10 s: the producer is replaced, and all arrives once it answers again', async (t) => {
   t.timeout(300_000);
   const topic = uniqueTopic('hung');
-  const crowd = await startCrowd({ config: { sinks: { events: kafkaSink(topic, { deliveryTimeout: '2s' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
-  t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/leads', 2);
-  let health: { healthy: boolean; detail?: string } | null = null;
-  let result: LoadResult;
-  let paused = false;
-  try {
-    await sleep(1000);
-    pauseBroker();
-    paused = true;
-    // The stall is declared 2 s + 10 s after the last delivery; look a few seconds later.
-    await sleep(16_000);
-    health = (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events;
-  } finally {
-    if (paused) resumeBroker();
-    await sleep(1000);
-    result = await load.stop();
-  }
-  const report = await awaitDelivery(topic, result.acked, 120_000);
-  t.log({ healthWhileHung: health, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
-  t.true(result.acked.size > 100, `only ${result.acked.size} acknowledged`);
-  t.false(health!.healthy, 'not "connected" while the broker answers nothing');
-  t.regex(crowd.output(), /kafka_producer_stalled/);
+  // The stall is declared 2 s + 10 s after the last delivery; look a few seconds later.
+  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '2s' }), 16, 2, async (crowd) =>
+    (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events, HUNG);
+  const healthWhileHung = o.probe;
+  const report = await awaitDelivery(topic, o.result.acked, 120_000);
+  t.log({ healthWhileHung, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
+  t.true(o.result.acked.size > 100, `only ${o.result.acked.size} acknowledged`);
+  t.false(healthWhileHung.healthy, 'not "connected" while the broker answers nothing');
+  t.regex(o.crowd.output(), /kafka_producer_stalled/);
   t.is(report.missing, 0, 'the replaced producer\'s messages were handed back and sent again');
-  await stopCrowd(crowd);
+  await stopCrowd(o.crowd);
 });
 
 test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing missing', async (t) => {
@@ -297,7 +292,7 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
     first = await startCrowd({ config });
     t.teardown(() => first?.kill('SIGKILL')); // also when an assertion ends the test early
     // Broker unreachable at start: crowd starts, accepts, and says the sink is unhealthy.
-    const ready = JSON.parse((await rawRequest(first.adminPort, 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { status: string; sinks: Record<string, { healthy: boolean }> };
+    const ready = (await adminGet<{ status: string; sinks: Record<string, { healthy: boolean }> }>(first, '/readyz')).doc;
     t.is(ready.status, 'ready');
     t.false(ready.sinks.events.healthy);
     const load = runLoad(first.port, '/leads', 8);
@@ -375,7 +370,7 @@ test.serial('a dead sink does not hold back a live one: the live topic completes
   const result = await load.stop();
   t.true(result.acked.size > 100, `only ${result.acked.size} acknowledged`);
   const report = await awaitDelivery(live, result.acked);
-  const stats = JSON.parse((await rawRequest(crowd.adminPort, 'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n')).body) as { sinks: Record<string, { delivered: number; healthy: boolean; backlogBytes: number }> };
+  const stats = (await adminGet<{ sinks: Record<string, { delivered: number; healthy: boolean; backlogBytes: number }> }>(crowd, '/stats')).doc;
   t.log({ acknowledged: result.acked.size, liveMissing: report.missing, dead: stats.sinks.dead });
   t.is(report.missing, 0);
   t.false(stats.sinks.dead.healthy);

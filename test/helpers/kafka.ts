@@ -54,10 +54,15 @@ export async function startBroker(): Promise<void> {
   await run(script, ['start-broker', '--port', String(kafkaPort), '--dir', kafkaDir], { timeout: 120_000 });
 }
 
-/** The broker's pid, from the pid file scripts/kafka.sh writes (the broker the tests started). */
+/**
+ * The broker's pid, from the pid file scripts/kafka.sh writes (the broker the tests started),
+ * checked as the script checks it: a live process running kafka.Kafka, not a recycled pid.
+ */
 function brokerPid(): number {
   const pid = Number(readFileSync(path.join(kafkaDir, 'kafka.pid'), 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no broker pid in ${kafkaDir}/kafka.pid`);
+  const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  if (!cmdline.includes('kafka.Kafka')) throw new Error(`pid ${pid} in ${kafkaDir}/kafka.pid is not the Kafka broker`);
   return pid;
 }
 
