@@ -16,6 +16,7 @@ import type { CrowdConfig } from '../config/types.js';
 import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../log/frame-layout.js';
 import { LaneLog } from '../log/lane-log.js';
 import { CursorStore } from '../log/cursors.js';
+import { retentionPass } from '../log/retention.js';
 import { crc } from '../native/crc32c.js';
 import { SpscRing } from '../ring/spsc-ring.js';
 import { createLogger } from '../logger.js';
@@ -105,6 +106,8 @@ export function runLane(t: LaneTask): { records: number } {
 
   let lastSync = performance.now();
   let lastRetention = 0;
+  let lastRetentionError = '';
+  let lastRetentionErrorAt = 0;
   let records = 0;
   let slowDiskFreeAt = 0;
   let failures = 0;
@@ -195,9 +198,22 @@ export function runLane(t: LaneTask): { records: number } {
     const now = performance.now();
     if (now - lastRetention >= RETENTION_EVERY_MS) {
       lastRetention = now;
-      const min = cursors.minPosition(t.lane);
-      if (min !== null && laneLog.removeBelow(min) > 0) publishSizes();
-      publishRetention(min, now);
+      // Never throws (retention.ts): a failed pass deletes nothing, is logged, and the next
+      // pass tries again; the lane keeps taking records.
+      const r = retentionPass(laneLog, cursors);
+      if (r.error) {
+        ctl.stats[STAT.CONSUMER_RATE] = 0;
+        if (r.error.message !== lastRetentionError || now - lastRetentionErrorAt >= 60_000) {
+          log.error({ event: 'retention_failed', err: r.error }, `retention skipped, nothing removed: ${r.error.message}`);
+          lastRetentionError = r.error.message;
+          lastRetentionErrorAt = now;
+        }
+      } else {
+        if (lastRetentionError !== '') log.info({ event: 'retention_resumed' }, 'retention works again');
+        lastRetentionError = '';
+        if (r.freed > 0) publishSizes();
+        publishRetention(r.min, now);
+      }
     }
 
     if (ctl.stopRequested()) {

@@ -290,8 +290,13 @@ export class LaneLog {
   /**
    * Retention: removes whole segments that end at or before `offset` (the lowest cursor of all
    * consumers of this lane). The active segment is never removed. Returns bytes freed.
+   * An offset that is not a position of this log (not a non-negative safe integer, or past its
+   * end) is a RangeError and removes nothing: a bad cursor must never delete records.
    */
   removeBelow(offset: number): number {
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > this.endOffset()) {
+      throw new RangeError(`lane ${this.lane}: retention offset ${String(offset)} is not a position of the log (0..${this.endOffset()}); nothing removed`);
+    }
     let freed = 0;
     while (this.segments.length > 1) {
       const s = this.segments[0];
