@@ -127,7 +127,7 @@ test('segments roll at the size limit and retention removes only what every cons
   const before = log.totalBytes();
   t.is(log.removeBelow(segs[2].base), segs[0].size + segs[1].size);
   t.is(log.totalBytes(), before - segs[0].size - segs[1].size);
-  t.is(log.removeBelow(Number.MAX_SAFE_INTEGER) > 0, true);
+  t.is(log.removeBelow(log.endOffset()) > 0, true);
   t.is(listSegments(laneDir(dir, 0)).length, 1, 'the active segment is never removed');
   log.close();
   t.true(fs.existsSync(path.join(dir, 'log', 'lane-0')));
