@@ -7,8 +7,11 @@ import { crc } from '../native/crc32c.js';
 import { FRAME_HEADER, FRAME_MAGIC, MAX_FRAME_PAYLOAD, frameSize } from './frame-layout.js';
 
 export interface ScanVisitor {
-  /** A good frame: payload is buf[payloadStart, payloadStart + len). */
-  frame(pos: number, payloadStart: number, len: number): void;
+  /**
+   * A good frame: payload is buf[payloadStart, payloadStart + len). Returning false stops the
+   * scan after this frame (ScanResult.stopped).
+   */
+  frame(pos: number, payloadStart: number, len: number): boolean | void;
   /** Bytes [from, to) hold no good frame but good frames follow: corruption in the middle. */
   corrupt?(from: number, to: number): void;
 }
@@ -26,6 +29,8 @@ export interface ScanResult {
   tail: boolean;
   /** Zero bytes after the last frame: space the writer allocated ahead (not corruption). */
   zeroTail: number;
+  /** The visitor asked to stop; goodEnd is just after its last frame. */
+  stopped: boolean;
 }
 
 function isZero(buf: Uint8Array, from: number, to: number): boolean {
@@ -45,24 +50,31 @@ export function checkFrame(buf: Uint8Array, dv: DataView, pos: number, end: numb
 
 /**
  * Scans buf[start, end). `complete` says whether end is the real end of the data (a segment
- * file): then an unfinished frame at the end is a tail. When false (a partial read), scanning
- * stops before an unfinished frame so the caller can read more.
+ * file, or a live segment's fsynced end): then an unfinished frame at the end is a tail. When
+ * false (a partial read), scanning stops before the first frame that does not check out, an
+ * unfinished one or a bad one: resync needs all the bytes (a partial read could resync past a
+ * good frame cut by the read's end), so the caller reads on to the end of the data and scans
+ * again with complete = true. Every reader thus resyncs the same way.
  */
 export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanVisitor, complete = true): ScanResult {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const r: ScanResult = { goodEnd: start, frames: 0, corruptRegions: 0, corruptBytes: 0, tail: false, zeroTail: 0 };
+  const r: ScanResult = { goodEnd: start, frames: 0, corruptRegions: 0, corruptBytes: 0, tail: false, zeroTail: 0, stopped: false };
   let pos = start;
   while (pos < end) {
     const len = checkFrame(buf, dv, pos, end);
     if (len >= 0) {
-      v.frame(pos, pos + FRAME_HEADER, len);
+      const more = v.frame(pos, pos + FRAME_HEADER, len);
       r.frames++;
       pos += frameSize(len);
       // May pass `end` by up to 3 bytes when a crash cut the last frame's zero padding.
       r.goodEnd = pos;
+      if (more === false) {
+        r.stopped = true;
+        break;
+      }
       continue;
     }
-    if (!complete && mayBeUnfinished(dv, pos, end)) break;
+    if (!complete) break;
     // Resync: the next aligned position where a whole good frame starts.
     let next = -1;
     for (let q = pos + 4; q + FRAME_HEADER <= end; q += 4) {
@@ -73,7 +85,7 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanV
     }
     if (next < 0) {
       if (isZero(buf, pos, end)) r.zeroTail = end - pos;
-      else if (complete || end - pos > MAX_FRAME_PAYLOAD + FRAME_HEADER) r.tail = true;
+      else r.tail = true;
       break;
     }
     v.corrupt?.(pos, next);
@@ -85,10 +97,12 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanV
   return r;
 }
 
-/** A frame whose header is plausible but whose bytes have not all been read yet. */
-function mayBeUnfinished(dv: DataView, pos: number, end: number): boolean {
-  if (pos + FRAME_HEADER > end) return true;
-  if (dv.getUint32(pos, true) !== FRAME_MAGIC) return false;
+/**
+ * The payload length a frame header at pos claims, when it is plausible (magic, length within
+ * bounds), else -1: a partial reader uses it to tell a frame cut by its read from a bad one.
+ */
+export function claimedLength(dv: DataView, pos: number, end: number): number {
+  if (pos + FRAME_HEADER > end || dv.getUint32(pos, true) !== FRAME_MAGIC) return -1;
   const len = dv.getUint32(pos + 8, true);
-  return len <= MAX_FRAME_PAYLOAD && pos + FRAME_HEADER + len > end;
+  return len <= MAX_FRAME_PAYLOAD ? len : -1;
 }

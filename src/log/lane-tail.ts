@@ -2,12 +2,12 @@
  * Reading one lane's log incrementally from a position, as a sink does: chunked reads from the
  * segment that holds the position, on to the next segment at the end of one, never past a
  * limit (the lane's fsynced end, so a sink never sends what a crash could still take back).
- * Corrupt regions are skipped and counted (frame-scan.ts); zeros the writer allocated ahead
- * of its last frame end the data.
+ * Corrupt regions are skipped and counted, resyncing exactly as `crowd log dump` does
+ * (frame-scan.ts); zeros the writer allocated ahead of its last frame end the data.
  */
 import fs from 'node:fs';
-import { FRAME_HEADER, FRAME_MAGIC, MAX_FRAME_PAYLOAD, SEGMENT_HEADER, frameSize } from './frame-layout.js';
-import { scanFrames } from './frame-scan.js';
+import { FRAME_HEADER, SEGMENT_HEADER, frameSize } from './frame-layout.js';
+import { claimedLength, scanFrames } from './frame-scan.js';
 import { laneDir, listSegments, type SegmentInfo } from './lane-log.js';
 
 export interface TailRecord {
@@ -43,7 +43,14 @@ export class LaneTail {
 
   /**
    * Reads the records at or after the position, below `limit` (exclusive; Infinity for a lane
-   * no live writer owns), at most maxBytes of file at a time.
+   * no live writer owns), about maxBytes of file at a time.
+   *
+   * The bytes of a segment below min(file size, limit) are whole data: a sealed segment's file,
+   * or an active one up to its fsynced end (the writer fsyncs whole frames). A read that does
+   * not reach that end stops at the first frame that does not check out; if the frame is only
+   * cut by the read, the read grows to hold it, else (a bad length, magic or checksum) the rest
+   * of the data is read whole and scanned as `crowd log dump` scans it, resyncing on the next
+   * good frame: one bad record never hides the ones after it, nor stalls an active segment.
    */
   read(limit: number, maxBytes = CHUNK): TailRecord[] {
     const out: TailRecord[] = [];
@@ -53,32 +60,45 @@ export class LaneTail {
       const seg = this.seg!;
       const size = fs.fstatSync(this.fd).size;
       const start = this.pos - seg.base;
-      const end = Math.min(size, limit - seg.base, start + want);
-      if (end <= start) {
+      const dataEnd = Math.min(size, limit - seg.base);
+      if (dataEnd <= start) {
+        // The end of this segment's data: on to the next segment, if there is one yet.
         if (!this.nextSegment()) break;
         continue;
       }
+      const end = Math.min(dataEnd, start + want);
       const buf = Buffer.allocUnsafe(end - start);
       const n = fs.readSync(this.fd, buf, 0, buf.length, start);
-      const atEnd = start + n >= size;
+      if (n === 0) break;
+      const complete = start + n >= dataEnd;
+      let bytes = 0;
       const r = scanFrames(buf, 0, n, {
         frame: (p, s, len) => {
           out.push({ lane: this.lane, offset: seg.base + start + p, next: 0, payload: buf.subarray(s, s + len) });
+          bytes += len;
+          return bytes < maxBytes;
         },
-      }, false);
+      }, complete);
       for (let i = 0; i < out.length; i++) out[i].next = i + 1 < out.length ? out[i + 1].offset : seg.base + start + r.goodEnd;
       this.corruptRegions += r.corruptRegions;
-      if (r.goodEnd > 0) this.pos = seg.base + start + r.goodEnd;
-      else if (r.zeroTail > 0 || (atEnd && n === 0)) {
-        // Nothing more in this segment (allocated-ahead zeros or its end): a later segment?
-        if (!this.nextSegment()) break;
-      } else if (r.tail || (atEnd && r.frames === 0)) {
-        // Unreadable bytes at the end of a sealed segment: counted, skipped.
-        this.corruptRegions++;
-        if (!this.nextSegment()) break;
-      } else if (n >= FRAME_HEADER && buf.readUInt32LE(0) === FRAME_MAGIC && frameSize(buf.readUInt32LE(8)) > n && end === start + want) {
-        want = Math.min(frameSize(buf.readUInt32LE(8)), MAX_FRAME_PAYLOAD + FRAME_HEADER); // a frame larger than one read
-      } else break; // an unfinished frame: wait for more bytes
+      if (complete && !r.stopped && (r.tail || r.zeroTail > 0)) {
+        // Nothing good after goodEnd up to the end of the data: bad bytes (counted) or zeros
+        // written ahead; skip them, and move on to a later segment when this one is sealed.
+        if (r.tail) this.corruptRegions++;
+        this.pos = seg.base + dataEnd;
+        for (const o of out) o.next = Math.min(o.next, this.pos);
+        if (out.length > 0) out[out.length - 1].next = this.pos;
+        continue;
+      }
+      if (r.goodEnd > 0) {
+        this.pos = seg.base + start + r.goodEnd;
+        continue;
+      }
+      if (complete) break; // nothing readable (cannot happen with n > 0; never spin)
+      // No whole frame at the position within this read: one larger than the read, or a bad one.
+      const len = claimedLength(new DataView(buf.buffer, buf.byteOffset, n), 0, n);
+      const cutByRead = len >= 0 && FRAME_HEADER + len > n && start + FRAME_HEADER + len <= dataEnd;
+      want = cutByRead ? Math.max(want, frameSize(len)) : dataEnd - start;
     }
     return out;
   }
