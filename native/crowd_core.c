@@ -1,12 +1,15 @@
 /* crowd's N-API addon: the native-speed pieces of the hot path.
  *
  * crc32c(buf[, seed])          -> checksum of a whole buffer
- * sealFrames(buf, start, end)  -> fills the checksum of every log frame in buf[start, end)
+ * sealFrames(buf, start, end[, seed, magic])
+ *                              -> seals every log frame in buf[start, end): checksum seeded with
+ *                                 `seed`, magic set to `magic` (a segment's secrets, see
+ *                                 src/log/frame-layout.ts; defaults: 0 and "CRWD")
  * jsonCheck(buf)               -> 0 valid UTF-8 JSON, 1 invalid UTF-8, 2 invalid JSON (json_check.c)
  *
  * sealFrames exists so a lane pays one JS->native crossing per group-commit batch, not one
  * per record (bench/micro/crc32c shows what that saves). The frame layout is the log's
- * (src/log/format.ts): u32 magic | u32 crc32c(len..payload) | u32 len | payload | pad to 4.
+ * (src/log/frame-layout.ts): u32 magic | u32 crc32c(len..payload) | u32 len | payload | pad to 4.
  * The pure-JS twin is src/native/crc32c-js.ts; one test suite runs against both.
  */
 #include <node_api.h>
@@ -63,28 +66,32 @@ static inline uint32_t rd32(const uint8_t *p) {
 }
 
 static napi_value js_seal_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *data;
   size_t len;
-  uint32_t start, end;
+  uint32_t start, end, seed = 0, magic = FRAME_MAGIC;
   if (argc < 3 || !get_bytes(env, argv[0], &data, &len)) {
-    napi_throw_type_error(env, "CROWD_NATIVE", "sealFrames(buf, start, end)");
+    napi_throw_type_error(env, "CROWD_NATIVE", "sealFrames(buf, start, end[, seed, magic])");
     return NULL;
   }
   CHECK(napi_get_value_uint32(env, argv[1], &start));
   CHECK(napi_get_value_uint32(env, argv[2], &end));
+  if (argc >= 4) CHECK(napi_get_value_uint32(env, argv[3], &seed));
+  if (argc >= 5) CHECK(napi_get_value_uint32(env, argv[4], &magic));
   if (end > len || start > end) {
     napi_throw_range_error(env, "CROWD_NATIVE", "sealFrames range outside the buffer");
     return NULL;
   }
   uint32_t pos = start, frames = 0;
   while (pos + FRAME_HEADER <= end) {
-    if (rd32(data + pos) != FRAME_MAGIC) break;
+    uint32_t m = rd32(data + pos);
+    if (m != FRAME_MAGIC && m != magic) break;
     uint32_t n = rd32(data + pos + 8);
     if ((uint64_t)pos + FRAME_HEADER + n > end) break;
-    uint32_t crc = crowd_crc32c(0, data + pos + 8, 4u + n);
+    uint32_t crc = crowd_crc32c(seed, data + pos + 8, 4u + n);
+    memcpy(data + pos, &magic, 4);
     memcpy(data + pos + 4, &crc, 4);
     pos += (FRAME_HEADER + n + 3u) & ~3u;
     frames++;

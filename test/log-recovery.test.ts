@@ -2,7 +2,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FRAME_HEADER, SEGMENT_HEADER, frameSize } from '../src/log/frame-layout.js';
+import { FRAME_HEADER, SEGMENT_HEADER, SEGMENT_HEADER_V2, frameSize } from '../src/log/frame-layout.js';
 import { sealedFrames } from '../src/log/frames.js';
 import { LaneLog, deadLetterDir, laneDir, listSegments } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
@@ -63,7 +63,7 @@ function twentyRecordsWithFlippedBit(at: number, mask: number): string {
 }
 
 test('flipped bit in the middle: that record is skipped and counted, every later record recovered', (t) => {
-  const dir = twentyRecordsWithFlippedBit(SEGMENT_HEADER + 7 * frameSize(50) + FRAME_HEADER + 10, 0x10); // inside record 7's payload
+  const dir = twentyRecordsWithFlippedBit(SEGMENT_HEADER_V2 + 7 * frameSize(50) + FRAME_HEADER + 10, 0x10); // inside record 7's payload
   const { log: log2, report } = LaneLog.open(dir, 0, 1 << 20);
   t.is(report.tornBytes, 0, 'good records follow, so this is not a tail to cut');
   t.is(report.corruptRegions, 1);
@@ -77,7 +77,7 @@ test('flipped bit in the middle: that record is skipped and counted, every later
 });
 
 test('flipped bit in a length field: the reader resyncs on the next good frame', (t) => {
-  const dir = twentyRecordsWithFlippedBit(SEGMENT_HEADER + 3 * frameSize(50) + 8 + 2, 0x01); // record 3's length += 65536
+  const dir = twentyRecordsWithFlippedBit(SEGMENT_HEADER_V2 + 3 * frameSize(50) + 8 + 2, 0x01); // record 3's length += 65536
   LaneLog.open(dir, 0, 1 << 20).log.close();
   const { got, stats } = records(dir);
   t.is(got.length, 19);
@@ -97,7 +97,7 @@ test('cursor ahead of data: pulled back to the end of the lane at start-up', (t)
   t.deepEqual(moved, [{ consumer: 'kafka-events', lane: 0, was: end + 5000, now: end }]);
   t.is(cursors.position('kafka-events', 0), end);
   t.is(cursors.position('redis-cache', 0), SEGMENT_HEADER);
-  t.is(report.endOffset, SEGMENT_HEADER);
+  t.is(report.endOffset, SEGMENT_HEADER_V2, "an empty lane: one version 2 segment, its header only");
 });
 
 test('segment whose header never reached the disk is quarantined, the lane keeps going', (t) => {
@@ -158,7 +158,7 @@ test('log verify checks the dead-letter logs too: a flipped bit there is corrupt
   t.like(verifyLog(dir, { repair: true }), { lanes: 0, deadLetterLogs: 1, records: 5, corruptRegions: 0, ok: true });
   const seg = listSegments(deadLetterDir(dir, 'kafka-main'))[0];
   const bytes = fs.readFileSync(seg.file);
-  bytes[SEGMENT_HEADER + 2 * frameSize(50) + FRAME_HEADER + 5] ^= 0x04; // inside record 2's payload
+  bytes[SEGMENT_HEADER_V2 + 2 * frameSize(50) + FRAME_HEADER + 5] ^= 0x04; // inside record 2's payload
   fs.writeFileSync(seg.file, bytes);
   t.like(verifyLog(dir, { repair: true }), { deadLetterLogs: 1, records: 4, corruptRegions: 1, ok: false });
 });

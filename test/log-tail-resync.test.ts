@@ -10,6 +10,7 @@ import { sealedFrames } from '../src/log/frames.js';
 import { LaneLog, laneDir, listSegments } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
 import { LaneTail } from '../src/log/lane-tail.js';
+import { parseSegmentHeader } from '../src/log/segment-header.js';
 import { tempDir } from './helpers/crowd-process.js';
 
 interface Written {
@@ -42,7 +43,7 @@ function writeLane(sizes: number[], segmentBytes: number): Written {
 }
 
 function headerSizeOf(segment: Buffer): number {
-  return segment.subarray(0, 8).toString('latin1') === 'CRWDSEG1' ? 16 : 24;
+  return parseSegmentHeader(segment, Number(segment.readBigUInt64LE(8)))!.headerSize;
 }
 
 function dumpOffsets(dir: string): number[] {

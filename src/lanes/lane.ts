@@ -1,6 +1,6 @@
 /**
- * A lane: drains the rings of every acceptor in batches, frames each record for the log, seals
- * the batch's checksums in one native call, writes it, and group-commits with one fdatasync
+ * A lane: drains the rings of every acceptor in batches, frames each record for the log, has
+ * the log seal the batch (one native call) and write it, and group-commits with one fdatasync
  * for everything that arrived meanwhile. Then it moves each ring's TAIL (the ack watermark)
  * and wakes each acceptor once per batch.
  *
@@ -17,7 +17,6 @@ import { FRAME_HEADER, FRAME_MAGIC, frameSize } from '../log/frame-layout.js';
 import { LaneLog } from '../log/lane-log.js';
 import { CursorStore } from '../log/cursors.js';
 import { retentionPass } from '../log/retention.js';
-import { crc } from '../native/crc32c.js';
 import { SpscRing } from '../ring/spsc-ring.js';
 import { createLogger } from '../logger.js';
 import { observe } from '../stats/histogram.js';
@@ -140,8 +139,7 @@ export function runLane(t: LaneTask): { records: number } {
       // enough), one fdatasync for the whole batch: group commit.
       const t0 = performance.now();
       if (len > 0) {
-        crc.sealFrames(batch, 0, len);
-        laneLog.write(batch, len);
+        laneLog.write(batch, len); // seals the batch with the segment's secrets (one native call)
         records += framed;
         if (CRASH_AFTER > 0 && records >= CRASH_AFTER && Atomics.compareExchange(ctl.i32, FAULT_DONE, 0, 1) === 0) {
           throw new InjectedCrash(`injected lane crash after ${records} records (CROWD_FAULT_LANE_CRASH_AFTER_RECORDS)`);

@@ -1,10 +1,11 @@
 /**
  * Finding frames in log bytes: the one scanner that recovery, verify, dump and sink readers
- * share. It validates each frame (magic, length, CRC32C) and, after a bad one, resyncs on the
- * next 4-byte-aligned position holding a frame that checks out. See frame-layout.ts.
+ * share. It validates each frame against its segment's format (secret frame magic, length,
+ * CRC32C seeded with the secret seed) and, after a bad one, resyncs on the next 4-byte-aligned
+ * position holding a frame that checks out. See frame-layout.ts.
  */
 import { crc } from '../native/crc32c.js';
-import { FRAME_HEADER, FRAME_MAGIC, MAX_FRAME_PAYLOAD, frameSize } from './frame-layout.js';
+import { FRAME_HEADER, MAX_FRAME_PAYLOAD, frameSize, type SegmentFormat } from './frame-layout.js';
 
 export interface ScanVisitor {
   /**
@@ -38,13 +39,13 @@ function isZero(buf: Uint8Array, from: number, to: number): boolean {
   return true;
 }
 
-/** Returns the payload length when a whole, valid frame starts at pos, else -1. */
-export function checkFrame(buf: Uint8Array, dv: DataView, pos: number, end: number): number {
+/** Returns the payload length when a whole, valid frame of format f starts at pos, else -1. */
+export function checkFrame(buf: Uint8Array, dv: DataView, pos: number, end: number, f: SegmentFormat): number {
   if (pos + FRAME_HEADER > end) return -1;
-  if (dv.getUint32(pos, true) !== FRAME_MAGIC) return -1;
+  if (dv.getUint32(pos, true) !== f.frameMagic) return -1;
   const len = dv.getUint32(pos + 8, true);
   if (len > MAX_FRAME_PAYLOAD || pos + FRAME_HEADER + len > end) return -1;
-  const sum = crc.crc32c(buf.subarray(pos + 8, pos + FRAME_HEADER + len));
+  const sum = crc.crc32c(buf.subarray(pos + 8, pos + FRAME_HEADER + len), f.crcSeed);
   return sum === dv.getUint32(pos + 4, true) ? len : -1;
 }
 
@@ -56,12 +57,12 @@ export function checkFrame(buf: Uint8Array, dv: DataView, pos: number, end: numb
  * good frame cut by the read's end), so the caller reads on to the end of the data and scans
  * again with complete = true. Every reader thus resyncs the same way.
  */
-export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanVisitor, complete = true): ScanResult {
+export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanVisitor, complete: boolean, f: SegmentFormat): ScanResult {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const r: ScanResult = { goodEnd: start, frames: 0, corruptRegions: 0, corruptBytes: 0, tail: false, zeroTail: 0, stopped: false };
   let pos = start;
   while (pos < end) {
-    const len = checkFrame(buf, dv, pos, end);
+    const len = checkFrame(buf, dv, pos, end, f);
     if (len >= 0) {
       const more = v.frame(pos, pos + FRAME_HEADER, len);
       r.frames++;
@@ -78,7 +79,7 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanV
     // Resync: the next aligned position where a whole good frame starts.
     let next = -1;
     for (let q = pos + 4; q + FRAME_HEADER <= end; q += 4) {
-      if (dv.getUint32(q, true) === FRAME_MAGIC && checkFrame(buf, dv, q, end) >= 0) {
+      if (dv.getUint32(q, true) === f.frameMagic && checkFrame(buf, dv, q, end, f) >= 0) {
         next = q;
         break;
       }
@@ -101,8 +102,8 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, v: ScanV
  * The payload length a frame header at pos claims, when it is plausible (magic, length within
  * bounds), else -1: a partial reader uses it to tell a frame cut by its read from a bad one.
  */
-export function claimedLength(dv: DataView, pos: number, end: number): number {
-  if (pos + FRAME_HEADER > end || dv.getUint32(pos, true) !== FRAME_MAGIC) return -1;
+export function claimedLength(dv: DataView, pos: number, end: number, f: SegmentFormat): number {
+  if (pos + FRAME_HEADER > end || dv.getUint32(pos, true) !== f.frameMagic) return -1;
   const len = dv.getUint32(pos + 8, true);
   return len <= MAX_FRAME_PAYLOAD ? len : -1;
 }

@@ -6,11 +6,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { crc } from '../native/crc32c.js';
 import {
-  SEGMENT_HEADER, SEGMENT_MAGIC, laneDirName, parseSegmentFileName, segmentFileName, segmentHeader,
+  SEGMENT_HEADER, SEGMENT_HEADER_V2, laneDirName, parseSegmentFileName, segmentFileName, type SegmentFormat,
 } from './frame-layout.js';
 import { scanFrames } from './frame-scan.js';
 import { fsyncDir, writeAll } from './fsutil.js';
+import { newSegmentFormat, parseSegmentHeader, segmentHeader } from './segment-header.js';
 
 /** Zeros written ahead of the active segment's last frame, at most, at a time. */
 const PREALLOCATE_BYTES = 4 * 1024 * 1024;
@@ -96,18 +98,24 @@ export function laneDir(dataDir: string, lane: number): string {
   return path.join(dataDir, 'log', laneDirName(lane));
 }
 
-function headerOk(buf: Buffer, base: number): boolean {
-  return buf.length >= SEGMENT_HEADER && buf.subarray(0, 8).equals(SEGMENT_MAGIC) && Number(buf.readBigUInt64LE(8)) === base;
+/** A segment's format read from its file's first bytes; null when its header is damaged or missing. */
+export function readSegmentFormat(fd: number, base: number): SegmentFormat | null {
+  const head = Buffer.alloc(SEGMENT_HEADER_V2);
+  const n = fs.readSync(fd, head, 0, head.length, 0);
+  return parseSegmentHeader(head.subarray(0, n), base);
 }
 
 /**
  * Checks the last segment and truncates a torn tail. Used at start-up (lane open) and by
  * `crowd log verify`. Returns what it found.
  */
-export function recoverLastSegment(seg: SegmentInfo): { size: number; records: number; torn: number; corruptRegions: number; corruptBytes: number; badHeader: boolean } {
+export function recoverLastSegment(seg: SegmentInfo): {
+  size: number; records: number; torn: number; corruptRegions: number; corruptBytes: number; badHeader: boolean; format: SegmentFormat | null;
+} {
   const buf = fs.readFileSync(seg.file);
-  if (!headerOk(buf, seg.base)) return { size: buf.length, records: 0, torn: 0, corruptRegions: 0, corruptBytes: 0, badHeader: true };
-  const r = scanFrames(buf, SEGMENT_HEADER, buf.length, { frame() {} }, true);
+  const format = parseSegmentHeader(buf, seg.base);
+  if (!format) return { size: buf.length, records: 0, torn: 0, corruptRegions: 0, corruptBytes: 0, badHeader: true, format };
+  const r = scanFrames(buf, format.headerSize, buf.length, { frame() {} }, true, format);
   let size = buf.length;
   let torn = 0;
   if (r.tail || r.goodEnd !== buf.length) {
@@ -123,7 +131,7 @@ export function recoverLastSegment(seg: SegmentInfo): { size: number; records: n
       fs.closeSync(fd);
     }
   }
-  return { size, records: r.frames, torn, corruptRegions: r.corruptRegions, corruptBytes: r.corruptBytes, badHeader: false };
+  return { size, records: r.frames, torn, corruptRegions: r.corruptRegions, corruptBytes: r.corruptBytes, badHeader: false, format };
 }
 
 export class LaneLog {
@@ -140,6 +148,8 @@ export class LaneLog {
   private allocated = 0;
   /** Bytes of the active segment known to be on disk. */
   private synced = 0;
+  /** The active segment's format: its secrets seal every frame written to it. */
+  private format!: SegmentFormat;
 
   private constructor(readonly lane: number, dir: string, private readonly segmentBytes: number) {
     this.dir = dir;
@@ -182,6 +192,11 @@ export class LaneLog {
       report.corruptRegions = r.corruptRegions;
       report.corruptBytes = r.corruptBytes;
       this.fd = fs.openSync(last.file, 'r+');
+      this.format = r.format!;
+      this.written = this.synced = this.allocated = last.size;
+      // A version 1 segment (an older crowd's) is never appended to: its frames carry no
+      // secret. Writing goes on in a new version 2 segment from its end.
+      if (this.format.version === 1) this.createSegment(last.base + last.size);
       break;
     }
     if (this.segments.length === 0) this.createSegment(0);
@@ -198,9 +213,11 @@ export class LaneLog {
 
   private createSegment(base: number): void {
     const file = path.join(this.dir, segmentFileName(base));
+    const format = newSegmentFormat();
+    const header = segmentHeader(base, format);
     const fd = fs.openSync(file, 'wx');
     try {
-      writeAll(fd, segmentHeader(base), SEGMENT_HEADER, 0);
+      writeAll(fd, header, header.length, 0);
       fs.fsyncSync(fd);
       fsyncDir(this.dir);
     } catch (e) {
@@ -211,8 +228,9 @@ export class LaneLog {
     }
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = fd;
-    this.segments.push({ base, size: SEGMENT_HEADER, file });
-    this.written = this.synced = this.allocated = SEGMENT_HEADER;
+    this.format = format;
+    this.segments.push({ base, size: header.length, file });
+    this.written = this.synced = this.allocated = header.length;
   }
 
   /** Logical offset one past the last written frame. */
@@ -231,9 +249,14 @@ export class LaneLog {
     return this.segments;
   }
 
-  /** Appends buf[0, len) (whole sealed frames). Rolls first when the segment would overflow. */
+  /**
+   * Appends buf[0, len): whole frames, each with FRAME_MAGIC and its length filled in. Rolls
+   * first when the segment would overflow, then seals the frames in place with the active
+   * segment's secrets (frame magic and crc seed, frame-layout.ts) in one call, and writes them.
+   */
   write(buf: Uint8Array, len: number): void {
-    if (this.written > SEGMENT_HEADER && this.written + len > this.segmentBytes) this.roll();
+    if (this.written > this.format.headerSize && this.written + len > this.segmentBytes) this.roll();
+    crc.sealFrames(buf, 0, len, this.format.crcSeed, this.format.frameMagic);
     if (this.written + len > this.allocated) this.preallocate(this.written + len);
     writeAll(this.fd, buf, len, this.written);
     this.written += len;

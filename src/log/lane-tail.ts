@@ -6,9 +6,9 @@
  * (frame-scan.ts); zeros the writer allocated ahead of its last frame end the data.
  */
 import fs from 'node:fs';
-import { FRAME_HEADER, SEGMENT_HEADER, frameSize } from './frame-layout.js';
+import { FRAME_HEADER, V1_FORMAT, frameSize, type SegmentFormat } from './frame-layout.js';
 import { claimedLength, scanFrames } from './frame-scan.js';
-import { laneDir, listSegments, type SegmentInfo } from './lane-log.js';
+import { laneDir, listSegments, readSegmentFormat, type SegmentInfo } from './lane-log.js';
 
 export interface TailRecord {
   lane: number;
@@ -24,6 +24,7 @@ export class LaneTail {
   readonly dir: string;
   private seg: SegmentInfo | null = null;
   private fd = -1;
+  private format: SegmentFormat = V1_FORMAT;
   corruptRegions = 0;
 
   constructor(dataDir: string, readonly lane: number, private pos: number) {
@@ -78,7 +79,7 @@ export class LaneTail {
           bytes += len;
           return bytes < maxBytes;
         },
-      }, complete);
+      }, complete, this.format);
       for (let i = 0; i < out.length; i++) out[i].next = i + 1 < out.length ? out[i + 1].offset : seg.base + start + r.goodEnd;
       this.corruptRegions += r.corruptRegions;
       if (complete && !r.stopped && (r.tail || r.zeroTail > 0)) {
@@ -96,29 +97,46 @@ export class LaneTail {
       }
       if (complete) break; // nothing readable (cannot happen with n > 0; never spin)
       // No whole frame at the position within this read: one larger than the read, or a bad one.
-      const len = claimedLength(new DataView(buf.buffer, buf.byteOffset, n), 0, n);
+      const len = claimedLength(new DataView(buf.buffer, buf.byteOffset, n), 0, n, this.format);
       const cutByRead = len >= 0 && FRAME_HEADER + len > n && start + FRAME_HEADER + len <= dataEnd;
       want = cutByRead ? Math.max(want, frameSize(len)) : dataEnd - start;
     }
     return out;
   }
 
+  /**
+   * Opens the segment holding pos (the oldest one when retention removed pos's) and reads its
+   * format. A segment whose header does not check out cannot be verified, so none of its
+   * frames is trusted: when a later segment exists it is skipped and counted as corrupt; the
+   * last one may be a segment being created (file made, header not written yet): wait.
+   */
   private openSegmentFor(pos: number): boolean {
     if (this.seg && pos >= this.seg.base && this.fd >= 0) return true;
     const segs = listSegments(this.dir);
-    let found: SegmentInfo | undefined;
-    for (const s of segs) if (s.base <= pos) found = s;
-    if (!found) {
+    let i = -1;
+    for (let k = 0; k < segs.length; k++) if (segs[k].base <= pos) i = k;
+    if (i < 0) {
       // Before the first segment (retention removed it): start at the oldest there is.
       if (segs.length === 0) return false;
-      found = segs[0];
-      this.pos = found.base + SEGMENT_HEADER;
+      i = 0;
     }
-    this.close();
-    this.seg = found;
-    this.fd = fs.openSync(found.file, 'r');
-    if (this.pos < found.base + SEGMENT_HEADER) this.pos = found.base + SEGMENT_HEADER;
-    return true;
+    for (; i < segs.length; i++) {
+      this.close();
+      const seg = segs[i];
+      this.fd = fs.openSync(seg.file, 'r');
+      const format = readSegmentFormat(this.fd, seg.base);
+      if (format) {
+        this.seg = seg;
+        this.format = format;
+        if (this.pos < seg.base + format.headerSize) this.pos = seg.base + format.headerSize;
+        return true;
+      }
+      this.close();
+      if (i + 1 >= segs.length) return false;
+      this.corruptRegions++;
+      this.pos = segs[i + 1].base;
+    }
+    return false;
   }
 
   /** Moves to the segment after the current one, if there is one. */
@@ -128,7 +146,7 @@ export class LaneTail {
     const next = listSegments(this.dir).find((s) => s.base > cur.base);
     if (!next) return false;
     this.close();
-    this.pos = next.base + SEGMENT_HEADER;
+    this.pos = next.base;
     return this.openSegmentFor(this.pos);
   }
 

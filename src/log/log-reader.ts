@@ -4,9 +4,9 @@
  * Reads whole segments; segments are bounded by log.segmentBytes.
  */
 import fs from 'node:fs';
-import { SEGMENT_HEADER } from './frame-layout.js';
 import { scanFrames } from './frame-scan.js';
 import { laneDir, listLogDirs, listSegments } from './lane-log.js';
+import { parseSegmentHeader } from './segment-header.js';
 
 export interface LogRecord {
   lane: number;
@@ -22,11 +22,13 @@ export interface ReadStats {
   /** Bytes at the end of a lane's last segment that hold no good frame. */
   tailBytes: number;
   segments: number;
+  /** Segments whose header does not check out (their frames are not read). */
+  badHeaders: number;
   bytes: number;
 }
 
 export function emptyReadStats(): ReadStats {
-  return { records: 0, corruptRegions: 0, corruptBytes: 0, tailBytes: 0, segments: 0, bytes: 0 };
+  return { records: 0, corruptRegions: 0, corruptBytes: 0, tailBytes: 0, segments: 0, badHeaders: 0, bytes: 0 };
 }
 
 /** Calls onRecord for every good record of one lane at or after `from`, in offset order. */
@@ -42,12 +44,20 @@ export function readLogDir(dir: string, lane: number, from: number, onRecord: (r
     const buf = fs.readFileSync(seg.file);
     stats.segments++;
     stats.bytes += buf.length;
-    const r = scanFrames(buf, SEGMENT_HEADER, buf.length, {
+    const format = parseSegmentHeader(buf, seg.base);
+    if (!format) {
+      // Without its header a segment's frames cannot be verified: none of them is trusted.
+      stats.badHeaders++;
+      stats.corruptRegions++;
+      stats.corruptBytes += buf.length;
+      continue;
+    }
+    const r = scanFrames(buf, format.headerSize, buf.length, {
       frame(pos, start, len) {
         const offset = seg.base + pos;
         if (offset >= from) onRecord({ lane, offset, payload: buf.subarray(start, start + len) });
       },
-    });
+    }, true, format);
     stats.records += r.frames;
     stats.corruptRegions += r.corruptRegions;
     stats.corruptBytes += r.corruptBytes;

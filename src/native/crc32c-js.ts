@@ -33,15 +33,18 @@ export function crc32c(buf: Uint8Array, seed = 0): number {
   return crc32cRange(buf, 0, buf.length, seed);
 }
 
-export function sealFrames(buf: Uint8Array, start: number, end: number): number {
+/** Seals every frame in buf[start, end) (marked FRAME_MAGIC or `magic`): crc seeded with `seed`, magic set to `magic`. */
+export function sealFrames(buf: Uint8Array, start: number, end: number, seed = 0, magic = FRAME_MAGIC): number {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let pos = start;
   let frames = 0;
   while (pos + FRAME_HEADER <= end) {
-    if (dv.getUint32(pos, true) !== FRAME_MAGIC) break;
+    const m = dv.getUint32(pos, true);
+    if (m !== FRAME_MAGIC && m !== magic) break;
     const n = dv.getUint32(pos + 8, true);
     if (pos + FRAME_HEADER + n > end) break;
-    dv.setUint32(pos + 4, crc32cRange(buf, pos + 8, pos + FRAME_HEADER + n), true);
+    dv.setUint32(pos, magic, true);
+    dv.setUint32(pos + 4, crc32cRange(buf, pos + 8, pos + FRAME_HEADER + n, seed), true);
     pos += (FRAME_HEADER + n + 3) & ~3;
     frames++;
   }

@@ -8,8 +8,12 @@ import * as js from './crc32c-js.js';
 export interface Crc32cImpl {
   readonly kind: 'native' | 'js';
   crc32c(buf: Uint8Array, seed?: number): number;
-  /** Fills the checksum of every frame in buf[start, end); returns how many it sealed. */
-  sealFrames(buf: Uint8Array, start: number, end: number): number;
+  /**
+   * Seals every frame in buf[start, end) whose magic is FRAME_MAGIC or `magic`: checksum seeded
+   * with `seed`, magic set to `magic` (a segment's secrets; defaults 0 and FRAME_MAGIC, the
+   * version 1 format). Returns how many it sealed.
+   */
+  sealFrames(buf: Uint8Array, start: number, end: number, seed?: number, magic?: number): number;
 }
 
 export const jsImpl: Crc32cImpl = { kind: 'js', crc32c: js.crc32c, sealFrames: js.sealFrames };
@@ -19,7 +23,7 @@ function loadNative(): Crc32cImpl | null {
     const require = createRequire(import.meta.url);
     const addon = require('../../../build/Release/crowd_core.node') as {
       crc32c(b: Uint8Array, s?: number): number;
-      sealFrames(b: Uint8Array, s: number, e: number): number;
+      sealFrames(b: Uint8Array, s: number, e: number, seed?: number, magic?: number): number;
     };
     return { kind: 'native', crc32c: addon.crc32c, sealFrames: addon.sealFrames };
   } catch {
