@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
 import { Crowd } from './supervisor.js';
-import { dumpLog } from './tools/log-dump.js';
+import { ReaderGone, writeDump } from './tools/log-dump.js';
 import { verifyLog } from './tools/log-verify.js';
 
 function nonNegativeInt(v: string): number {
@@ -73,17 +73,14 @@ logCmd
   .requiredOption('-d, --data-dir <dir>', 'crowd data directory')
   .option('-t, --topic <topic>', 'only this topic')
   .option('-f, --from <offset>', 'only records at or after this log offset (per lane)', nonNegativeInt)
-  .action((o: { dataDir: string; topic?: string; from?: number }) => {
-    const chunks: string[] = [];
-    const flush = () => {
-      if (chunks.length) process.stdout.write(chunks.join(''));
-      chunks.length = 0;
-    };
-    const s = dumpLog(o.dataDir, { topic: o.topic, from: o.from }, (line) => {
-      chunks.push(`${JSON.stringify(line)}\n`);
-      if (chunks.length >= 1000) flush();
-    });
-    flush();
+  .action(async (o: { dataDir: string; topic?: string; from?: number }) => {
+    let s;
+    try {
+      s = await writeDump(o.dataDir, { topic: o.topic, from: o.from }, process.stdout);
+    } catch (e) {
+      if (e instanceof ReaderGone) return; // e.g. `crowd log dump | head`
+      throw e;
+    }
     if (s.corruptRegions > 0 || s.tailBytes > 0) {
       process.stderr.write(`crowd: skipped ${s.corruptRegions} corrupt region(s) (${s.corruptBytes} bytes), ${s.tailBytes} tail bytes\n`);
     }

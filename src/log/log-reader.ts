@@ -1,6 +1,6 @@
 /**
  * Reading the log back: every good record of a lane from an offset, with corruption counted
- * rather than fatal. Used by `crowd log dump|verify`, tests, and (next) the sinks' cursors.
+ * rather than fatal. Used by `crowd log dump|verify` and tests (sinks read with LaneTail).
  * Reads whole segments; segments are bounded by log.segmentBytes.
  */
 import fs from 'node:fs';
@@ -38,6 +38,16 @@ export function readLane(dataDir: string, lane: number, from: number, onRecord: 
 
 /** The same for any directory in the lane format (dead letters: lane = -1). */
 export function readLogDir(dir: string, lane: number, from: number, onRecord: (r: LogRecord) => void, stats = emptyReadStats()): ReadStats {
+  for (const records of segmentsOf(dir, lane, from, stats)) for (const r of records) onRecord(r);
+  return stats;
+}
+
+/**
+ * The good records of a log directory at or after `from`, one segment's worth at a time (so a
+ * consumer can pause between segments, e.g. for an output stream's back-pressure). Holds one
+ * segment in memory; the payloads are views of it. Counts into `stats` as it goes.
+ */
+export function* segmentsOf(dir: string, lane: number, from: number, stats: ReadStats): Generator<LogRecord[]> {
   const segs = listSegments(dir);
   for (const seg of segs) {
     if (seg.base + seg.size <= from) continue;
@@ -52,10 +62,11 @@ export function readLogDir(dir: string, lane: number, from: number, onRecord: (r
       stats.corruptBytes += buf.length;
       continue;
     }
+    const records: LogRecord[] = [];
     const r = scanFrames(buf, format.headerSize, buf.length, {
       frame(pos, start, len) {
         const offset = seg.base + pos;
-        if (offset >= from) onRecord({ lane, offset, payload: buf.subarray(start, start + len) });
+        if (offset >= from) records.push({ lane, offset, payload: buf.subarray(start, start + len) });
       },
     }, true, format);
     stats.records += r.frames;
@@ -66,8 +77,8 @@ export function readLogDir(dir: string, lane: number, from: number, onRecord: (r
       // A bad tail in a segment that is not the last one is corruption, not a torn write.
       if (seg !== segs[segs.length - 1]) stats.corruptRegions++;
     }
+    yield records;
   }
-  return stats;
 }
 
 /** Every lane, then every sink's dead letters (lane -1). */
@@ -75,4 +86,9 @@ export function readAllLanes(dataDir: string, from: number, onRecord: (r: LogRec
   const stats = emptyReadStats();
   for (const { dir, lane } of listLogDirs(dataDir)) readLogDir(dir, lane, from, onRecord, stats);
   return stats;
+}
+
+/** Every lane, then every sink's dead letters, a segment's records at a time (see segmentsOf). */
+export function* allSegments(dataDir: string, from: number, stats: ReadStats): Generator<LogRecord[]> {
+  for (const { dir, lane } of listLogDirs(dataDir)) yield* segmentsOf(dir, lane, from, stats);
 }

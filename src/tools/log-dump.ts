@@ -2,9 +2,14 @@
  * `crowd log dump`: every stored message as NDJSON, one line each, lane by lane in offset
  * order. `body` is UTF-8 text when the bytes are valid UTF-8, else base64 with
  * "bodyEncoding":"base64". This is how an operator, and the tests, prove what crowd holds.
+ *
+ * The output is streamed a line at a time with the stream's back-pressure (writeDump): a log
+ * is larger than any string, and a slow reader makes the dump wait, never buffer. A reader
+ * that goes away (EPIPE) ends the dump quietly.
  */
+import type { Writable } from 'node:stream';
 import { decodeEnvelope } from '../envelope/envelope-codec.js';
-import { readAllLanes, type ReadStats } from '../log/log-reader.js';
+import { allSegments, emptyReadStats, type LogRecord, type ReadStats } from '../log/log-reader.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -24,30 +29,88 @@ export interface DumpLine {
   offset: number;
 }
 
-export function dumpLog(dataDir: string, opts: { topic?: string; from?: number }, out: (line: DumpLine) => void): ReadStats {
-  return readAllLanes(dataDir, opts.from ?? 0, (r) => {
-    const e = decodeEnvelope(r.payload);
-    if (opts.topic !== undefined && e.topic !== opts.topic) return;
-    const line: DumpLine = {
-      id: e.id,
-      topic: e.topic,
-      receivedAt: new Date(e.receivedAtMs).toISOString(),
-      key: e.key,
-      headers: Object.fromEntries(e.headers.map((h) => [h.name, h.value])),
-      contentType: e.contentType,
-      body: '',
-      method: e.method,
-      path: e.path,
-      query: e.query,
-      lane: r.lane,
-      offset: r.offset,
-    };
-    try {
-      line.body = utf8.decode(e.body);
-    } catch {
-      line.body = Buffer.from(e.body).toString('base64');
-      line.bodyEncoding = 'base64';
+export interface DumpOptions {
+  topic?: string;
+  from?: number;
+}
+
+/** The dump line of a record, or null when the topic filter leaves it out. */
+function toLine(r: LogRecord, opts: DumpOptions): DumpLine | null {
+  const e = decodeEnvelope(r.payload);
+  if (opts.topic !== undefined && e.topic !== opts.topic) return null;
+  const line: DumpLine = {
+    id: e.id,
+    topic: e.topic,
+    receivedAt: new Date(e.receivedAtMs).toISOString(),
+    key: e.key,
+    headers: Object.fromEntries(e.headers.map((h) => [h.name, h.value])),
+    contentType: e.contentType,
+    body: '',
+    method: e.method,
+    path: e.path,
+    query: e.query,
+    lane: r.lane,
+    offset: r.offset,
+  };
+  try {
+    line.body = utf8.decode(e.body);
+  } catch {
+    line.body = Buffer.from(e.body).toString('base64');
+    line.bodyEncoding = 'base64';
+  }
+  return line;
+}
+
+/** Calls out for every dumped line (tests, tools); holds one segment at a time. */
+export function dumpLog(dataDir: string, opts: DumpOptions, out: (line: DumpLine) => void): ReadStats {
+  const stats = emptyReadStats();
+  for (const records of allSegments(dataDir, opts.from ?? 0, stats)) {
+    for (const r of records) {
+      const line = toLine(r, opts);
+      if (line) out(line);
     }
-    out(line);
+  }
+  return stats;
+}
+
+/** Resolves when the stream can take more, or is closed or failed (then the caller stops). */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
   });
+}
+
+/** The reader of the stream went away: stop writing, not an error of the dump. */
+export class ReaderGone extends Error {}
+
+/**
+ * Writes the dump to a stream as NDJSON, one write per line, waiting for 'drain' whenever the
+ * stream's buffer is full. Resolves with the read stats; rejects with ReaderGone on EPIPE.
+ */
+export async function writeDump(dataDir: string, opts: DumpOptions, stream: Writable): Promise<ReadStats> {
+  let failure: Error | null = null;
+  const onError = (e: NodeJS.ErrnoException) => {
+    failure = e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' ? new ReaderGone('the reader closed the output') : e;
+  };
+  // Kept after the dump: an EPIPE of the last writes, after the loop, is the reader's business.
+  stream.on('error', onError);
+  const stats = emptyReadStats();
+  for (const records of allSegments(dataDir, opts.from ?? 0, stats)) {
+    for (const r of records) {
+      const line = toLine(r, opts);
+      if (!line) continue;
+      if (failure) throw failure;
+      if (!stream.write(`${JSON.stringify(line)}\n`)) await drained(stream);
+    }
+  }
+  if (failure) throw failure;
+  return stats;
 }
