@@ -150,6 +150,8 @@ export class LaneLog {
   private synced = 0;
   /** The active segment's format: its secrets seal every frame written to it. */
   private format!: SegmentFormat;
+  /** After pre-allocation failed (disk nearly full): not tried again before this position. */
+  private preallocateRetryAt = 0;
 
   private constructor(readonly lane: number, dir: string, private readonly segmentBytes: number) {
     this.dir = dir;
@@ -231,6 +233,7 @@ export class LaneLog {
     this.format = format;
     this.segments.push({ base, size: header.length, file });
     this.written = this.synced = this.allocated = header.length;
+    this.preallocateRetryAt = 0;
   }
 
   /** Logical offset one past the last written frame. */
@@ -260,16 +263,38 @@ export class LaneLog {
     if (this.written + len > this.allocated) this.preallocate(this.written + len);
     writeAll(this.fd, buf, len, this.written);
     this.written += len;
+    // Appended past what was allocated (pre-allocation failed): the file ends here now.
+    if (this.allocated < this.written) this.allocated = this.written;
     this.active().size = this.written;
   }
 
-  /** Writes zeros ahead of the write position (see `allocated`); never past the segment size. */
+  /**
+   * Writes zeros ahead of the write position (see `allocated`); never past the segment size.
+   * An optimisation only: when the disk has no room for the zeros (ENOSPC, a quota), the file
+   * is cut back to what was allocated and the log appends without pre-allocation (the write
+   * itself then extends the file, and fails only if the frames themselves do not fit). It
+   * tries again after another PREALLOCATE_BYTES were written, or in the next segment.
+   */
   private preallocate(need: number): void {
+    if (this.written < this.preallocateRetryAt) return;
     const target = Math.min(Math.max(need, this.allocated + PREALLOCATE_BYTES), Math.max(need, this.segmentBytes));
-    while (this.allocated < target) {
-      const n = Math.min(ZEROS.length, target - this.allocated);
-      writeAll(this.fd, ZEROS, n, this.allocated);
-      this.allocated += n;
+    try {
+      while (this.allocated < target) {
+        const n = Math.min(ZEROS.length, target - this.allocated);
+        writeAll(this.fd, ZEROS, n, this.allocated);
+        this.allocated += n;
+      }
+    } catch {
+      // A short write may have extended the file past `allocated`: cut it back, so no zeros
+      // are left past the frames that `allocated` does not know of (best effort: the cut is
+      // tried again at the roll or close through trimPreallocation).
+      this.allocated = Math.max(this.allocated, this.written);
+      try {
+        fs.ftruncateSync(this.fd, this.allocated);
+      } catch {
+        this.allocated = Number.MAX_SAFE_INTEGER; // unknown size: trim at roll/close cuts to `written`
+      }
+      this.preallocateRetryAt = this.written + PREALLOCATE_BYTES;
     }
   }
 
