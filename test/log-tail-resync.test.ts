@@ -10,8 +10,9 @@ import { sealedFrames } from '../src/log/frames.js';
 import { LaneLog, laneDir, listSegments } from '../src/log/lane-log.js';
 import { readLane } from '../src/log/log-reader.js';
 import { LaneTail } from '../src/log/lane-tail.js';
-import { parseSegmentHeader } from '../src/log/segment-header.js';
-import { tempDir } from './helpers/crowd-process.js';
+import { httpConfig, startBackends, until } from './helpers/backend.js';
+import { dumpIds, startCrowd, tempDir } from './helpers/crowd-process.js';
+import { post, rawExchange } from './helpers/raw-http.js';
 
 interface Written {
   dir: string;
@@ -42,8 +43,9 @@ function writeLane(sizes: number[], segmentBytes: number): Written {
   return { dir, log, frames };
 }
 
+/** Where a segment's first frame starts: after a version 1 (16 B) or version 2 (32 B) header. */
 function headerSizeOf(segment: Buffer): number {
-  return parseSegmentHeader(segment, Number(segment.readBigUInt64LE(8)))!.headerSize;
+  return segment.subarray(0, 8).toString('latin1') === 'CRWDSEG1' ? 16 : 32;
 }
 
 function dumpOffsets(dir: string): number[] {
@@ -141,4 +143,54 @@ test('any one damaged record, any read size: the sink reads exactly what the dum
     { numRuns: 150 },
   );
   t.pass();
+});
+
+test('crowd: a real HTTP sink delivers every intact record after bad lengths in a sealed and in the active segment', async (t) => {
+  const dataDir = tempDir();
+  const lanes = { threads: { lanes: 1, acceptors: 1 }, log: { segmentBytes: 65536 } };
+  const sent: string[] = [];
+  const send = async (port: number, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const r = await rawExchange(port, post('/leads', JSON.stringify({ n: sent.length, pad: 'p'.repeat(1000) })));
+      t.is(r.status, 200);
+      sent.push((JSON.parse(r.body) as { id: string }).id);
+    }
+  };
+  // 1. Records stored while no sink is configured: several segments.
+  const first = await startCrowd({ dataDir, config: { ...lanes, routes: [{ path: '/leads' }] } });
+  try {
+    await send(first.port, 300);
+    first.kill('SIGTERM');
+    t.is(await first.exited, 0);
+  } finally {
+    first.kill('SIGKILL');
+    await first.exited;
+  }
+  // 2. A length pointing past the end in a sealed segment, and one in the last segment.
+  const segs = listSegments(laneDir(dataDir, 0));
+  t.true(segs.length >= 4);
+  for (const seg of [segs[1], segs[segs.length - 1]]) {
+    const bytes = fs.readFileSync(seg.file);
+    const hdr = headerSizeOf(bytes);
+    let pos = hdr;
+    for (let k = 0; k < 3; k++) pos += frameSize(bytes.readUInt32LE(pos + 8));
+    bytes.writeUInt32LE(bytes.length - pos, pos + 8); // the 4th frame now ends past the file
+    fs.writeFileSync(seg.file, bytes);
+  }
+  const stored = await dumpIds(dataDir);
+  t.is(stored.length, 298, 'the dump loses exactly the two damaged records');
+  // 3. A sink from the start of the log, and more records after the damage in the active segment.
+  const [b] = await startBackends(1);
+  const crowd = await startCrowd({ dataDir, config: { ...lanes, ...httpConfig([b.url]) } });
+  try {
+    await send(crowd.port, 5);
+    const want = [...stored, ...sent.slice(300)];
+    const arrived = await until(() => want.every((id) => b.ids().has(id)), 60_000);
+    const missing = want.filter((id) => !b.ids().has(id));
+    t.true(arrived, `${missing.length} intact records never reached the sink`);
+  } finally {
+    crowd.kill('SIGKILL');
+    await crowd.exited;
+    await b.kill();
+  }
 });
