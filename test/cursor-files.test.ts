@@ -1,6 +1,7 @@
 // Cursor files decide what retention deletes: a damaged or hostile one must never delete a
 // record nobody has delivered, every error names the file, and crowd never dies of one.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CursorFileError, CursorStore } from '../src/log/cursors.js';
@@ -143,4 +144,35 @@ test('crowd: cursor files damaged while running delete nothing and never kill th
     crowd.kill('SIGKILL');
     await crowd.exited;
   }
+});
+
+test('a retention pass that cannot read the directory (EMFILE) deletes nothing and does not throw', (t) => {
+  if (process.getuid?.() !== 0) return t.pass('needs root for prlimit; skipped');
+  const { dir, log, records } = laneWithSegments();
+  const cursors = new CursorStore(dir);
+  cursors.commit('healthy', { '0': log.endOffset() });
+  const segsBefore = listSegments(laneDir(dir, 0)).length;
+  const limits = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--raw', '--noheadings', '--output', 'SOFT,HARD']).toString().trim().split(/\s+/);
+  const open = fs.readdirSync('/proc/self/fd').length;
+  const held: number[] = [];
+  let r: ReturnType<typeof retentionPass>;
+  execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${open + 64}:${limits[1]}`]);
+  try {
+    try {
+      for (;;) held.push(fs.openSync('/dev/null', 'r'));
+    } catch (e) {
+      t.is((e as NodeJS.ErrnoException).code, 'EMFILE');
+    }
+    r = retentionPass(log, cursors);
+  } finally {
+    for (const fd of held) fs.closeSync(fd);
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${limits[0]}:${limits[1]}`]);
+  }
+  t.is(r.freed, 0);
+  t.is((r.error as NodeJS.ErrnoException | null)?.code, 'EMFILE');
+  t.is(listSegments(laneDir(dir, 0)).length, segsBefore);
+  t.is(countRecords(dir), records);
+  // Once fds are back, the next pass does its work.
+  t.true(retentionPass(log, cursors).freed > 0);
+  log.close();
 });
