@@ -122,3 +122,26 @@ test('crowd log verify exits 1 on a segment gap and prints the problem', async (
   const report = JSON.parse(r.stdout) as { ok: boolean; gaps: number };
   t.like(report, { ok: false, gaps: 1 });
 });
+
+test('the last segment removed or truncated after crowd closed the log fails verify; more writes after a reopen pass', (t) => {
+  for (const how of ['remove', 'truncate', 'truncate-all-frames'] as const) {
+    const dir = lane();
+    t.like(verifyLog(dir, { repair: false }), { ok: true });
+    const s = segs(dir);
+    const last = s[s.length - 1];
+    if (how === 'remove') fs.rmSync(last.file);
+    else {
+      const bytes = fs.readFileSync(last.file);
+      fs.writeFileSync(last.file, bytes.subarray(0, how === 'truncate' ? bytes.length - 112 : 32)); // a whole frame / every frame
+    }
+    const r = verifyLog(dir, { repair: false });
+    t.false(r.ok, how);
+    t.is(r.gaps, 1, how);
+  }
+  const dir = lane();
+  const { log } = LaneLog.open(dir, 0, 4096);
+  const buf = sealedFrames([Buffer.alloc(100, 1)]);
+  log.write(buf, buf.length);
+  log.close();
+  t.like(verifyLog(dir, { repair: false }), { ok: true, gaps: 0 });
+});

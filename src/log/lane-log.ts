@@ -11,7 +11,7 @@ import {
   SEGMENT_HEADER, SEGMENT_HEADER_V2, laneDirName, parseSegmentFileName, segmentFileName, type SegmentFormat,
 } from './frame-layout.js';
 import { scanFrames } from './frame-scan.js';
-import { fsyncDir, writeAll } from './fsutil.js';
+import { fsyncDir, writeAll, writeFileDurable } from './fsutil.js';
 import { newSegmentFormat, parseSegmentHeader, segmentHeader } from './segment-header.js';
 
 /** Zeros written ahead of the active segment's last frame, at most, at a time. */
@@ -367,12 +367,35 @@ export class LaneLog {
     return Math.max(0, end - offset);
   }
 
+  /**
+   * Syncs, trims what was allocated ahead, and records the log's end in CLOSED_END_FILE: a log
+   * never ends below that later (fsynced data survives a crash), so `crowd log verify` can tell
+   * a last segment removed or truncated since. Best effort: the record only helps verify.
+   */
   close(): void {
     if (this.fd >= 0) {
       this.sync();
       this.trimPreallocation();
       fs.closeSync(this.fd);
       this.fd = -1;
+      try {
+        writeFileDurable(path.join(this.dir, CLOSED_END_FILE), `${this.endOffset()}\n`);
+      } catch {
+        // verify then knows less; the log itself is complete and synced
+      }
     }
+  }
+}
+
+/** Where a closed log's end offset is recorded, in its directory (see LaneLog.close). */
+export const CLOSED_END_FILE = 'closed-end';
+
+/** The end a log had when it was last closed, or null when unknown. */
+export function closedEnd(dir: string): number | null {
+  try {
+    const n = Number(fs.readFileSync(path.join(dir, CLOSED_END_FILE), 'utf8').trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  } catch {
+    return null;
   }
 }

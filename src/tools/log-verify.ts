@@ -9,6 +9,8 @@
  *    not: recovery moved on past it and no record can have been in it);
  *  - a log's first segment begins at 0, or, for a lane with consumers, at or below every
  *    cursor (retention removes only what every consumer has passed);
+ *  - a log ends no lower than where it ended when crowd last closed it (LaneLog.close records
+ *    it): a last segment removed or truncated since;
  *  - no cursor points past the end of its lane, nor into a lane that is gone;
  *  - every cursor file is readable and valid.
  */
@@ -16,7 +18,7 @@ import fs from 'node:fs';
 import { lockOwner } from '../data-dir-lock.js';
 import { CursorStore, type LaneCursors } from '../log/cursors.js';
 import { SEGMENT_HEADER, SEGMENT_HEADER_V2 } from '../log/frame-layout.js';
-import { listLogDirs, listSegments, recoverLastSegment, type SegmentInfo } from '../log/lane-log.js';
+import { closedEnd, listLogDirs, listSegments, recoverLastSegment, type SegmentInfo } from '../log/lane-log.js';
 import { readLogDir } from '../log/log-reader.js';
 
 export interface VerifyReport {
@@ -77,6 +79,13 @@ export function verifyLog(dataDir: string, opts: { repair: boolean }): VerifyRep
     report.badHeaders += s.badHeaders;
     report.tornTailBytesFound += s.tailBytes;
     checkContinuity(dir, segs, lane >= 0 && hasConsumers(cursors, lane), report, problem);
+    const closed = closedEnd(dir);
+    const end = segs.length > 0 ? segs[segs.length - 1].base + segs[segs.length - 1].size : 0;
+    if (closed !== null && closed > end) {
+      report.gaps++;
+      report.missingBytes += closed - end;
+      problem(`${dir}: ends at ${end}, but it ended at ${closed} when crowd last closed it (a last segment removed or truncated)`);
+    }
     if (lane >= 0 && segs.length > 0) {
       const last = segs[segs.length - 1];
       laneEnds.set(lane, { first: segs[0].base, end: last.base + last.size });
