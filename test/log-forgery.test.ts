@@ -96,6 +96,37 @@ for (const how of ['magic', 'length', 'crc', 'payload'] as Damage[]) {
   });
 }
 
+test('a crash that tore the carrier after the forged frame: recovery cuts the tail, it does not keep an invented record', (t) => {
+  const dir = tempDir('crowd-forge-');
+  const { log } = LaneLog.open(dir, 0, 1 << 20);
+  const before = Buffer.alloc(40, 0x61);
+  const carrier = Buffer.from(encodeEnvelopeReference({
+    id: 'genuine', topic: 'public', receivedAtMs: 2, key: '', headers: [], contentType: 'text/plain',
+    body: attackBody(), method: 'POST', path: '/public', query: '',
+  }));
+  for (const p of [before, carrier]) {
+    const buf = sealedFrames([p]);
+    log.write(buf, buf.length);
+  }
+  log.sync();
+  log.close();
+  const seg = listSegments(laneDir(dir, 0))[0];
+  const bytes = fs.readFileSync(seg.file);
+  // Cut just after the last copy of the forged frame: all four alignments are on disk, the
+  // carrier is not whole.
+  const f = forgedFrame();
+  const cut = bytes.lastIndexOf(f.subarray(FRAME_HEADER)) + f.length - FRAME_HEADER + 4;
+  t.true(cut < bytes.length);
+  fs.writeFileSync(seg.file, bytes.subarray(0, cut));
+  const { log: again, report } = LaneLog.open(dir, 0, 1 << 20);
+  again.close();
+  t.true(report.tornBytes > 0, 'the torn carrier is a torn tail');
+  const got: Buffer[] = [];
+  readLane(dir, 0, 0, (r) => got.push(Buffer.from(r.payload)));
+  t.false(idsOf(got).includes(FORGED_ID), 'recovery kept a record the client invented');
+  t.deepEqual(got.map((p) => p[0]), [0x61]);
+});
+
 test('crowd: a body carrying a log frame, its carrier damaged on disk: the dump never shows the forged id', async (t) => {
   const dataDir = tempDir();
   const crowd = await startCrowd({ dataDir, config: { threads: { lanes: 1, acceptors: 1 } } });
