@@ -3,9 +3,9 @@
  * order. `body` is UTF-8 text when the bytes are valid UTF-8, else base64 with
  * "bodyEncoding":"base64". This is how an operator, and the tests, prove what crowd holds.
  *
- * The output is streamed in writes of whole lines, with the stream's back-pressure (writeDump): a log
- * is larger than any string, and a slow reader makes the dump wait, never buffer. A reader
- * that goes away (EPIPE) ends the dump quietly.
+ * The output is streamed in writes of whole lines, with the stream's back-pressure (writeDump):
+ * a log is larger than any string, and a slow reader makes the dump wait, never buffer. A
+ * reader that goes away (EPIPE) ends the dump quietly.
  */
 import type { Writable } from 'node:stream';
 import { decodeEnvelope } from '../envelope/envelope-codec.js';
