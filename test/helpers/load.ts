@@ -159,7 +159,7 @@ export interface PacedLoadResult {
  * would. This is how a server is pushed past its capacity; a closed loop (runLoad) only ever
  * offers what the server already takes.
  */
-export function runPacedLoad(port: number, path: string, opts: { rate: number; maxSockets: number; timeoutMs?: number }): { stop: () => Promise<PacedLoadResult> } {
+export function runPacedLoad(port: number, path: string, opts: { rate: number; maxSockets: number; timeoutMs?: number }): { stop: () => Promise<PacedLoadResult>; answered: () => number } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets });
   const r: PacedLoadResult = {
     offered: 0, acked: new Map(), byStatus: {}, byCode: {}, retryAfterMin: Infinity, retryAfterMax: 0, refusalsWithoutRetryAfter: 0,
@@ -168,10 +168,12 @@ export function runPacedLoad(port: number, path: string, opts: { rate: number; m
   const okLatencies: number[] = [];
   const inFlight = new Set<Promise<void>>();
   let seq = 0;
+  let answered = 0;
   const one = async (): Promise<void> => {
     const t0 = performance.now();
     r.offered++;
     const out = await postOne(agent, port, path, seq++, {}, opts.timeoutMs ?? 10_000);
+    answered++;
     if (out.kind !== 'answer') {
       if (out.kind === 'timeout') r.timeouts++;
       else r.errors++;
@@ -220,5 +222,7 @@ export function runPacedLoad(port: number, path: string, opts: { rate: number; m
       if (r.retryAfterMin === Infinity) r.retryAfterMin = 0;
       return r;
     },
+    /** Requests finished so far (answered, timed out or failed). */
+    answered: () => answered,
   };
 }
