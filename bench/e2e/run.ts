@@ -595,7 +595,8 @@ function projection(outcomes: Outcome[]): Projection | undefined {
     const bounds: Record<string, number> = {
       'acceptor CPU': (acceptors * 1e6) / Math.max(0.1, c.perRequestUs.acceptor),
       'lane CPU': (lanes * 1e6) / Math.max(0.1, c.lanePerRecordUs),
-      'main thread': 1e6 / Math.max(0.1, c.perRequestUs.main),
+      // Under 0.5 µs per request (no sinks) the main thread is no bound at all.
+      ...(c.perRequestUs.main >= 0.5 ? { 'main thread': 1e6 / c.perRequestUs.main } : {}),
       'all cores': (cores * 1e6) / Math.max(0.1, c.perRequestUs.total),
     };
     const [limitedBy, reqPerSec] = Object.entries(bounds).sort((a, b) => a[1] - b[1])[0];
@@ -614,7 +615,7 @@ function projectionTable(p: Projection | undefined): string {
     '',
     '| cores | acceptors / lanes | acceptor CPU bound | lane CPU bound | main thread bound | all cores bound | projected req/s | limited by | vs floor |',
     '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
-    ...p.rows.map((r) => `| ${r.cores} | ${r.acceptors} / ${r.lanes} | ${n(r.bounds['acceptor CPU'])} | ${n(r.bounds['lane CPU'])} | ${n(r.bounds['main thread'])} | ${n(r.bounds['all cores'])} | ${n(r.reqPerSec)} | ${r.limitedBy} | ${r.vsFloor.toFixed(1)}x |`),
+    ...p.rows.map((r) => `| ${r.cores} | ${r.acceptors} / ${r.lanes} | ${n(r.bounds['acceptor CPU'])} | ${n(r.bounds['lane CPU'])} | ${r.bounds['main thread'] ? n(r.bounds['main thread']) : '-'} | ${n(r.bounds['all cores'])} | ${n(r.reqPerSec)} | ${r.limitedBy} | ${r.vsFloor.toFixed(1)}x |`),
     '',
   ].join('\n');
 }
