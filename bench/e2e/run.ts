@@ -16,7 +16,12 @@
  *
  * Load comes from wrk (ceilings and max-rate cases) or autocannon (fixed-rate latency cases);
  * both run on the same 2-core box as the server, so absolute figures are conservative and the
- * ratios taken in one run are what matter.
+ * ratios taken in one run are what matter. wrk (a Debian package) is installed when missing.
+ *
+ * crowd is judged against floors run in the same rounds: durable against the one-thread durable
+ * server (bench/servers/uws-durable.ts), memory against the checks-only uWS server. Every case
+ * also reports CPU µs per request by thread kind (bench/e2e/thread-cpu.ts), and the Markdown
+ * ends with a projection of durable req/s by core count made from them (docs/deploy.md).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -653,6 +658,9 @@ async function main(): Promise<void> {
   const cases = loadCases(a);
   const { rounds } = a;
   const outcomes: Outcome[] = [];
+  if (cases.some((c) => c.tool === 'wrk') && spawnSync('wrk', ['--version']).error) {
+    spawnSync('bash', [path.join(repo, 'scripts/ensure-debian-packages.sh'), 'wrk'], { stdio: 'inherit' });
+  }
   const needsKafka = cases.some((c) => c.sink === 'kafka' || c.server === 'fastify-kafkajs');
   const startedKafka = needsKafka && !kafka('status') ? kafka('up') : false;
   const byId = new Map<string, Outcome>();

@@ -6,6 +6,7 @@
 // No checks, no ring, no threads: what crowd's durable ingest is compared with (bench:e2e).
 // Usage: node uws-durable.js <port> <data file>
 import fs from 'node:fs';
+import path from 'node:path';
 import type { HttpResponse } from '@trufflesuite/uws-js-unofficial';
 import { loadUws } from '../../src/acceptor/uws.js';
 
@@ -14,6 +15,10 @@ const port = Number(process.argv[2] ?? 13000);
 const file = process.argv[3];
 if (!file) throw new Error('usage: uws-durable.js <port> <data file>');
 const fd = fs.openSync(file, 'a');
+// The new file's directory entry made durable once, as any correct durable writer must.
+const dir = fs.openSync(path.dirname(file), 'r');
+fs.fsyncSync(dir);
+fs.closeSync(dir);
 
 interface Waiting {
   res: HttpResponse;
