@@ -554,6 +554,7 @@ function cpuTable(outcomes: Outcome[]): string {
   const f = (x: number | undefined) => (x === undefined ? '' : x.toFixed(1));
   const verdict = (o: Outcome) => o.cpu?.acceptorToFloorCpu === undefined ? '' : `${o.cpu.acceptorToFloorCpu <= ACCEPTOR_TO_FLOOR_CPU_TARGET ? 'MET' : 'MISSED'} acceptor <= ${ACCEPTOR_TO_FLOOR_CPU_TARGET}x the floor's whole (${o.cpu.acceptorToFloorCpu.toFixed(2)}x ${o.cpu.floorId!.split('-')[0]})`;
   return [
+    '',
     '## CPU µs per request by thread kind',
     '',
     'From `/proc/<pid>/task/*/stat` (utime + stime, 10 ms ticks) before and after the load, divided by the requests answered (the lane: by records stored; main per delivered: over load + drain, by messages delivered). Threads by name: crowd\'s `crowd-acc<i>` (acceptor), `crowd-lane<i>` (lane), the main thread (tid = pid), and "other" (V8 platform/GC threads, libuv pool, librdkafka). A one-thread server (the floors, the ceiling) is main + other. Grouped cases: median over rounds. These figures, not req/s on 2 shared cores, decide how crowd scales (docs/deploy.md).',
@@ -614,6 +615,7 @@ function projectionTable(p: Projection | undefined): string {
   if (!p) return '';
   const n = (x: number) => x.toLocaleString('en-US');
   return [
+    '',
     `## Projected, not measured: durable req/s by core count (from ${p.from}'s CPU figures)`,
     '',
     `Crowd's default threads per size; each bound is threads x 1e6 / µs per request of that kind; the least one is the projection. The load generator is assumed to be on another machine; the disk's fdatasync rate and bandwidth and the NIC are not in the model (docs/deploy.md). The one-thread durable floor (${p.floor}) measured ${n(p.floorReqPerSec)} req/s; at its CPU per request its one thread could do at most ${n(p.floorCpuBoundReqPerSec)} req/s on any number of cores ("vs floor" is against that best case).`,
