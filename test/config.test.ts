@@ -2,6 +2,7 @@
 // make `crowd start` exit non-zero naming the field.
 import test from 'ava';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { runCli, tempDir } from './helpers/crowd-process.js';
@@ -10,7 +11,9 @@ test('no file: the embedded defaults, dynamic routes, frozen', (t) => {
   const c = loadConfig({ env: {} });
   t.like(c, { listen: { host: '0.0.0.0', port: 2104 }, admin: { host: '127.0.0.1', port: 2105 }, routes: null, logLevel: 'info' });
   t.is(c.dataDir, path.resolve('./data'));
-  t.true(c.threads.acceptors >= 1 && c.threads.lanes >= 1);
+  // docs/configuration.md: acceptors max(1, cores/2), lanes max(1, ceil(cores/4)).
+  const cores = os.availableParallelism();
+  t.deepEqual(c.threads, { acceptors: Math.max(1, Math.floor(cores / 2)), lanes: Math.max(1, Math.ceil(cores / 4)) }, `${cores} cores`);
   t.true(Object.isFrozen(c) && Object.isFrozen(c.listen));
   t.throws(() => {
     (c.listen as { port: number }).port = 1;

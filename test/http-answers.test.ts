@@ -8,6 +8,15 @@ import { post, rawRequest } from './helpers/raw-http.js';
 let crowd: CrowdProcess;
 let dynamic: CrowdProcess;
 
+/** Polls `cond` until it holds or 30 s pass (a busy machine is slower, never red); whether it held. */
+async function eventually(cond: () => Promise<boolean>): Promise<boolean> {
+  for (const end = Date.now() + 30_000; ; ) {
+    if (await cond()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
 test.before(async () => {
   crowd = await startCrowd({
     config: {
@@ -73,8 +82,8 @@ test('memory ack answers 200 and the message still reaches the log', async (t) =
   const r = await rawRequest(crowd.port, post('/mem', 'x=1', { 'Content-Type': 'application/x-www-form-urlencoded' }));
   t.is(r.status, 200);
   const id = (JSON.parse(r.body) as { id: string }).id;
-  await new Promise((res) => setTimeout(res, 300)); // memory-only batches are fsynced within flushInterval
-  t.true((await dumpIds(crowd.dataDir, 'mem')).includes(id));
+  // Memory-only batches are fsynced within flushInterval, later on a busy machine: wait for it.
+  t.true(await eventually(async () => (await dumpIds(crowd.dataDir, 'mem')).includes(id)));
 });
 
 test('binary body is stored byte for byte and dumped as base64', async (t) => {
@@ -83,7 +92,7 @@ test('binary body is stored byte for byte and dumped as base64', async (t) => {
   const r = await rawRequest(crowd.port, req);
   t.is(r.status, 200);
   const id = (JSON.parse(r.body) as { id: string }).id;
-  await new Promise((res) => setTimeout(res, 300));
+  await eventually(async () => (await dumpIds(crowd.dataDir, 'mem')).includes(id));
   const rec = (await dump(crowd, 'mem')).find((d) => d.id === id);
   t.is(rec?.bodyEncoding, 'base64');
   t.deepEqual(Buffer.from(rec!.body, 'base64'), bin);

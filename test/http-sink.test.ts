@@ -2,10 +2,10 @@
 // real child process. Serial: each test runs load against crowd on a shared 2-core machine.
 import test from 'ava';
 import { dumpIds, runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
-import { admin, Backend, deliveryReport, httpConfig, sleep, startBackends, until } from './helpers/backend.js';
+import { admin, Backend, deliveryReport, httpConfig, startBackends, until } from './helpers/backend.js';
 import { readDeadLetters } from './helpers/dead-letters.js';
 import { recordFigures } from './helpers/figures.js';
-import { runLoad } from './helpers/load.js';
+import { loadUntilAcked, runLoad } from './helpers/load.js';
 import { post, rawExchange, rawRequest } from './helpers/raw-http.js';
 
 async function stopCrowd(c: CrowdProcess): Promise<void> {
@@ -67,12 +67,10 @@ test.serial('delivery across three backends under load: every acknowledged id ar
   const crowd = await startCrowd({ config: httpConfig(backends.map((b) => b.url)) });
   try {
     await until(async () => (await admin(crowd.adminPort, 'GET', '/servers')).body.every((s: { state: string }) => s.state === 'healthy'));
-    const load = runLoad(crowd.port, '/leads', 8);
-    await sleep(1500);
-    const result = await load.stop();
+    const result = await loadUntilAcked(crowd.port, '/leads', 8, 1000);
     const report = await awaitAll(result.acked, backends);
     t.log(report);
-    t.true(result.acked.size > 500, `${result.acked.size} acknowledged`);
+    t.true(result.acked.size >= 1000, `${result.acked.size} acknowledged`);
     t.is(report.missing, 0);
     t.is(report.wrongBody, 0);
     for (const b of backends) t.true(b.received.length > result.acked.size / 10, `${b.name} got ${b.received.length}`);
@@ -131,26 +129,28 @@ test.serial('a backend killed and restarted under load, then every backend down:
     await until(async () => (await admin(crowd.adminPort, 'GET', '/servers')).body.every((s: { state: string }) => s.state === 'healthy'));
     const load = runLoad(crowd.port, '/leads', 8);
     try {
-      await sleep(700);
+      await load.untilAcked(300);
       await a.kill();
       const aBefore = a.received.length;
       const bDuringOutage = b.received.length;
-      await sleep(1500);
-      t.true(b.received.length > bDuringOutage, 'b takes the traffic while a is down');
+      t.true(await until(() => b.received.length > bDuringOutage + 100, 30_000), 'b takes the traffic while a is down');
       await a.start();
       const back = await until(() => a.received.length > aBefore, 20_000);
       if (!back) t.log((await admin(crowd.adminPort, 'GET', '/servers')).body, crowd.output().split('\n').filter((l) => /server_|http_/.test(l)).slice(-20).join('\n'));
       t.true(back, 'a gets traffic again once it is back');
       // Now both down: messages wait in the log; crowd keeps acknowledging.
       await Promise.all([a.kill(), b.kill()]);
-      await sleep(2000);
+      type Ready = { status: string; sinks: { api: { healthy: boolean } } };
+      let health: Ready | undefined;
+      // Both down is noticed by the health checks (2 failures at 200 ms): wait for that event.
+      await until(async () => !(health = (await admin(crowd.adminPort, 'GET', '/readyz')).body as Ready).sinks.api.healthy, 30_000);
       const whileDown = await rawRequest(crowd.port, post('/leads', '{"during":"outage"}'));
       t.is(whileDown.status, 200, 'crowd acknowledges while every backend is down');
-      const health = (await admin(crowd.adminPort, 'GET', '/readyz')).body as { status: string; sinks: { api: { healthy: boolean } } };
-      t.is(health.status, 'ready');
-      t.false(health.sinks.api.healthy);
+      await load.untilAcked(load.acked() + 200);
+      t.is(health!.status, 'ready');
+      t.false(health!.sinks.api.healthy);
       await Promise.all([a.start(), b.start()]);
-      await sleep(500);
+      await load.untilAcked(load.acked() + 200);
     } finally {
       result = await load.stop();
     }
@@ -250,9 +250,7 @@ test.serial('ordering: key: each key reaches the backend in log order, through f
     config: httpConfig([b.url], { ordering: 'key', concurrency: 8, backoff: { initial: '5ms', max: '20ms' } }, { ejectAfter: 1000 }, { key: 'header:x-shop', keepHeaders: ['x-shop'] }),
   });
   try {
-    const load = runLoad(crowd.port, '/leads', 8, (n) => ({ 'x-shop': `shop-${n % 5}` }));
-    await sleep(1000);
-    const result = await load.stop();
+    const result = await loadUntilAcked(crowd.port, '/leads', 8, 1000, { extraHeaders: (n) => ({ 'x-shop': `shop-${n % 5}` }) });
     const report = await awaitAll(result.acked, [b]);
     t.is(report.missing, 0);
     const dump = await runCli(['log', 'dump', '--data-dir', crowd.dataDir, '--topic', 'leads']);
@@ -304,7 +302,8 @@ test.serial('passive ejection: a server that fails requests in a row stops getti
     // One consistent snapshot (crowd's main thread): everything ever sent to it is either
     // answered (failed) or in flight now.
     const sentBeforeEjection = row!.failed + row!.inFlight;
-    await sleep(1000);
+    // Traffic goes on after the ejection (a count, not a time) and none of it may reach bad.
+    await load.untilAcked(load.acked() + 500);
     const result = await load.stop();
     const report = await awaitAll(result.acked, [good]);
     t.is(report.missing, 0, 'everything reached the good server');

@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import { runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { kafkaSink, pauseBroker, readTopic, resumeBroker, startBroker, stopBroker, uniqueTopic, type KafkaRecord } from './helpers/kafka.js';
 import { faultSeconds, longFaults, recordFigures } from './helpers/figures.js';
-import { runLoad, type LoadResult } from './helpers/load.js';
+import { loadUntilAcked, runLoad, type LoadResult } from './helpers/load.js';
 import { post, rawExchange, rawRequest } from './helpers/raw-http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,13 +55,11 @@ test.serial('N messages over HTTP: the same bodies, keys and ids in the topic, i
     config: { sinks: { events: kafkaSink(topic, { compression: 'lz4' }) }, routes: [{ path: '/leads', key: 'header:x-shop', keepHeaders: ['x-shop'], sinks: ['events'] }] },
   });
   t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/leads', 16, shopHeader);
-  await sleep(1500);
-  const result = await load.stop();
+  const result = await loadUntilAcked(crowd.port, '/leads', 16, 1500, { extraHeaders: shopHeader });
   const report = await awaitDelivery(topic, result.acked);
   const { records, ...figures } = report;
   t.log(figures);
-  t.true(result.acked.size > 1000, `${result.acked.size} acknowledged`);
+  t.true(result.acked.size >= 1500, `${result.acked.size} acknowledged`);
   t.is(report.missing, 0);
   t.is(report.wrongBody, 0);
   for (const r of records) {
@@ -94,13 +92,11 @@ test.serial('fan-out: one route, two Kafka sinks, both topics complete', async (
   const b = uniqueTopic('fan-b');
   const crowd = await startCrowd({ config: { sinks: { a: kafkaSink(a), b: kafkaSink(b, { format: 'envelope' }) }, routes: [{ path: '/events', sinks: ['a', 'b'] }] } });
   t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/events', 8);
-  await sleep(800);
-  const result = await load.stop();
+  const result = await loadUntilAcked(crowd.port, '/events', 8, 500);
   const ra = await awaitDelivery(a, result.acked);
   const rb = await awaitDelivery(b, new Map([...result.acked].map(([id]) => [id, ''])));
   t.log({ a: { acknowledged: ra.acknowledged, inTopic: ra.inTopic, missing: ra.missing, duplicates: ra.duplicates }, b: { inTopic: rb.inTopic, missing: rb.missing, duplicates: rb.duplicates } });
-  t.true(result.acked.size > 100, `${result.acked.size} acknowledged`);
+  t.true(result.acked.size >= 500, `${result.acked.size} acknowledged`);
   t.is(ra.missing, 0);
   t.is(rb.missing, 0);
   t.true(rb.records.every((r) => r.value.length > 0 && r.headers['crowd-id'] !== undefined));
@@ -168,10 +164,11 @@ const STOPPED: BrokerFault = { begin: stopBroker, end: startBroker };
 const HUNG: BrokerFault = { begin: pauseBroker, end: resumeBroker };
 
 /**
- * crowd with one Kafka sink on /leads under load from `clients` clients; after a second the
- * broker goes away (`fault`, stopped by default) for `downSeconds`, `whileDown` looks at crowd
- * at the end of the outage, the broker comes back, and the load stops a second later. crowd is
- * killed when the test ends, also when an assertion ends it early.
+ * crowd with one Kafka sink on /leads under load from `clients` clients; after 200
+ * acknowledgements the broker goes away (`fault`, stopped by default) for `downSeconds`,
+ * `whileDown` looks at crowd at the end of the outage, the broker comes back, and the load stops
+ * after 200 more acknowledgements. crowd is killed when the test ends, also when an assertion
+ * ends it early.
  */
 async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown>, downSeconds: number, clients: number, whileDown: (crowd: CrowdProcess) => Promise<T>, fault = STOPPED): Promise<Outage<T>> {
   const crowd = await startCrowd({ config: { sinks: { events: sink }, routes: [{ path: '/leads', sinks: ['events'] }] } });
@@ -183,14 +180,14 @@ async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown
   let downAt = 0;
   let upAt = 0;
   try {
-    await sleep(1000);
+    await load.untilAcked(200);
     await fault.begin();
     downAt = Date.now();
     await sleep(downSeconds * 1000);
     probe = await whileDown(crowd);
     await fault.end();
     upAt = Date.now();
-    await sleep(1000);
+    await load.untilAcked(load.acked() + 200);
   } finally {
     result = await load.stop();
     // A probe that threw must not leave the broker down for the tests after this one.
@@ -295,9 +292,7 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
     const ready = (await adminGet<{ status: string; sinks: Record<string, { healthy: boolean }> }>(first, '/readyz')).doc;
     t.is(ready.status, 'ready');
     t.false(ready.sinks.events.healthy);
-    const load = runLoad(first.port, '/leads', 8);
-    await sleep(1500);
-    const result = await load.stop();
+    const result = await loadUntilAcked(first.port, '/leads', 8, 1000);
     await startBroker();
     // Let the backlog start draining, then kill crowd in the middle of it: once the sink
     // reports a quarter delivered (cursors have been committed along the way by then).
@@ -318,7 +313,7 @@ test.serial('crowd killed (SIGKILL) while a backlog drains, restarted: nothing m
     recordFigures(t, 'crowd SIGKILLed while a Kafka backlog drains, restarted', {
       acknowledged: report.acknowledged, inTopicAtKill, inTopic: report.inTopic, missing: report.missing, duplicates: report.duplicates,
     });
-    t.true(result.acked.size > 500);
+    t.true(result.acked.size >= 1000);
     t.is(report.missing, 0);
     // Sent again: only what was delivered after the last committed cursor (a restart from the
     // log's start would send everything in the topic at the kill again).
@@ -365,10 +360,8 @@ test.serial('a dead sink does not hold back a live one: the live topic completes
     },
   });
   t.teardown(() => crowd.kill('SIGKILL')); // also when an assertion ends the test early
-  const load = runLoad(crowd.port, '/events', 8);
-  await sleep(1000);
-  const result = await load.stop();
-  t.true(result.acked.size > 100, `only ${result.acked.size} acknowledged`);
+  const result = await loadUntilAcked(crowd.port, '/events', 8, 500);
+  t.true(result.acked.size >= 500, `only ${result.acked.size} acknowledged`);
   const report = await awaitDelivery(live, result.acked);
   const stats = (await adminGet<{ sinks: Record<string, { delivered: number; healthy: boolean; backlogBytes: number }> }>(crowd, '/stats')).doc;
   t.log({ acknowledged: result.acked.size, liveMissing: report.missing, dead: stats.sinks.dead });

@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Acceptor, type AcceptorInit } from '../src/acceptor/acceptor.js';
+import { nameThisThread } from '../src/thread-name.js';
 
 interface Data {
   init: AcceptorInit;
@@ -13,6 +14,7 @@ interface Data {
 }
 
 const { init, lanePorts, sinkWake } = workerData as Data;
+nameThisThread(`crowd-acc${init.index}`);
 const acceptor = new Acceptor(init);
 sinkWake?.on('message', () => acceptor.onSinkWake());
 const ports: MessagePort[] = [];

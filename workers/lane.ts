@@ -4,7 +4,9 @@
  * runs; the pool is still created with `atomics: 'disabled'`).
  */
 import { runLane, type LaneTask } from '../src/lanes/lane.js';
+import { nameThisThread } from '../src/thread-name.js';
 
 export default function lane(task: LaneTask): { records: number } {
+  nameThisThread(`crowd-lane${task.lane}`);
   return runLane(task);
 }

@@ -11,6 +11,9 @@ export interface ReadmeOutcome {
   reqPerSec: number;
   latencyMs: { p50: number; p99: number };
   ratioToCeiling?: number;
+  /** vs its floor: the one-thread durable server (durable) or the checks-only floor (memory). */
+  ratioToFloor?: number;
+  floorId?: string;
   ratioToBaselineE2E?: number;
   baselineId?: string;
   endToEndPerSec?: number;
@@ -40,7 +43,9 @@ function row(o: ReadmeOutcome, byId: Map<string, ReadmeOutcome>): string | null 
     return `| ${o.name}, accepted **and delivered** | ${n(o.endToEndPerSec)} msg/s | delivery ${o.deliveryLatencyMs.p50} / ${o.deliveryLatencyMs.p99} | ${vs}${verdict} |`;
   }
   if (/^(07|15)/.test(o.id)) return null; // shown beside their crowd rows
-  const ratio = o.ratioToCeiling !== undefined ? pct(o.ratioToCeiling) : /^01c?-/.test(o.id) ? '100%' : '';
+  const ceiling = o.ratioToCeiling !== undefined ? pct(o.ratioToCeiling) : /^01c?-/.test(o.id) ? '100%' : '';
+  const floor = o.ratioToFloor !== undefined ? `${o.ratioToFloor.toFixed(2)}x its floor (${o.floorId?.split('-')[0]})` : '';
+  const ratio = [ceiling, floor].filter(Boolean).join(', ');
   return `| ${o.name} | ${n(o.reqPerSec)} | ${lat(o)} | ${ratio}${ratio ? verdict : verdict.slice(2)} |`;
 }
 
@@ -55,7 +60,7 @@ export function writeReadmeTable(readmePath: string, outcomes: ReadmeOutcome[], 
     BEGIN,
     `Run \`${runName}\` ([bench/results/${runName}.md](bench/results/${runName}.md)); req/s is the median round where a case ran in rounds.`,
     '',
-    '| case | rate | p50 / p99 ms | vs bare uWS, or vs the baseline (target) |',
+    '| case | rate | p50 / p99 ms | vs bare uWS, vs its floor, or vs the baseline (target) |',
     '| --- | ---: | ---: | --- |',
     ...rows,
     END,

@@ -16,7 +16,12 @@
  *
  * Load comes from wrk (ceilings and max-rate cases) or autocannon (fixed-rate latency cases);
  * both run on the same 2-core box as the server, so absolute figures are conservative and the
- * ratios taken in one run are what matter.
+ * ratios taken in one run are what matter. wrk (a Debian package) is installed when missing.
+ *
+ * crowd is judged against floors run in the same rounds: durable against the one-thread durable
+ * server (bench/servers/uws-durable.ts), memory against the checks-only uWS server. Every case
+ * also reports CPU µs per request by thread kind (bench/e2e/thread-cpu.ts), and the Markdown
+ * ends with a projection of durable req/s by core count made from them (docs/deploy.md).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -27,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 import { writeReadmeTable } from './readme-table.js';
+import { THREAD_KINDS, childCpuUs, cpuBetween, sampleThreads, withTimes, type KindCpu, type ThreadKind } from './thread-cpu.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -36,7 +42,7 @@ const resultsDir = path.join(repo, 'bench/results');
 interface Case {
   id: string;
   name: string;
-  server: 'uws-hello' | 'uws-checked' | 'fastify-hello' | 'fastify-kafkajs' | 'fastify-ioredis' | 'crowd';
+  server: 'uws-hello' | 'uws-checked' | 'uws-durable' | 'fastify-hello' | 'fastify-kafkajs' | 'fastify-ioredis' | 'crowd';
   /**
    * crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh), a Redis stream (the
    * case's own redis-server), or an http sink whose pool is one `backend` started for the case
@@ -94,8 +100,33 @@ interface Case {
   ack?: 'memory' | 'durable';
   rateOf?: string;
   rateFraction?: number;
-  target?: { ratioToCeiling?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number; forwardRatio?: number; rateTolerance?: number };
+  target?: { ratioToCeiling?: number; ratioToFloor?: number; goal?: number; p99Ms?: number; e2eRatioToBaseline?: number; e2eGoal?: number; forwardRatio?: number; rateTolerance?: number };
   baselineOf?: string;
+  /**
+   * The floor this case is judged against (same group, same rounds): crowd durable against the
+   * one-thread durable server (04f/04fc), crowd memory against the checks-only floor (01b/01d).
+   */
+  floorOf?: string;
+}
+
+/**
+ * CPU time per unit of work by thread kind over the load (/proc/<pid>/task/*: bench/e2e/thread-cpu.ts):
+ * µs per request answered for every kind; the lane's per record stored (= per 2xx) and the main
+ * thread's per message delivered where the case measures delivery (then over load + drain).
+ */
+interface CpuFigures {
+  perRequestUs: Record<ThreadKind, number> & { total: number };
+  /** lane µs per record stored (2xx answers). */
+  lanePerRecordUs: number;
+  /** main-thread µs per delivered message (load + drain), when the case measures delivery. */
+  mainPerDeliveredUs?: number;
+  /** wrk's own CPU per request (the load generator shares the machine). */
+  wrkPerRequestUs?: number;
+  threads: Record<ThreadKind, number>;
+  requests: number;
+  /** The acceptor's µs per request / the floor's whole-process µs per request (durable cases). */
+  acceptorToFloorCpu?: number;
+  floorId?: string;
 }
 
 interface Outcome {
@@ -132,6 +163,12 @@ interface Outcome {
   backendRate?: { perSec: number; limit: number; deviation: number; perSecond: number[] };
   /** Grouped cases: every round's figures, in round order; the outcome is the median round. */
   rounds?: Round[];
+  /** Requests answered during the load (wrk's count). */
+  requests?: number;
+  /** vs the case's `floorOf` (median of per-round ratios when both ran in rounds). */
+  ratioToFloor?: number;
+  floorId?: string;
+  cpu?: CpuFigures;
 }
 
 interface Round {
@@ -275,8 +312,11 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
       stdio: ['ignore', 'pipe', 'inherit'],
     });
   } else {
+    // The durable floor appends to a file on the same file system as crowd's log (os.tmpdir()).
+    if (c.server === 'uws-durable') dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crowd-bench-floor-'));
     const extra = c.server === 'fastify-kafkajs' ? [kafkaBroker, `bench-baseline-${Date.now()}`]
       : c.server === 'fastify-ioredis' ? [String(redis!.port), 'bench-baseline']
+      : c.server === 'uws-durable' ? [path.join(dataDir!, 'events.log')]
       : [];
     const [cmd, args] = pinned(c, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra]);
     child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -296,7 +336,10 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
   };
 }
 
-function runWrk(c: Case, port: number, rate?: number, latencyMs = 0): Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'> {
+/** What a load tool reports; `loadCpuUs` is the tool's own CPU (wrk only). */
+type LoadOutcome = Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'> & { loadCpuUs?: number };
+
+function runWrk(c: Case, port: number, rate?: number, latencyMs = 0): LoadOutcome {
   // wrk's delay() is in whole milliseconds per connection; pick the connection count that
   // gives the wanted rate with a 1 ms+ pause between a response and the next request.
   let connections = c.connections;
@@ -305,15 +348,20 @@ function runWrk(c: Case, port: number, rate?: number, latencyMs = 0): Omit<Outco
     delayMs = Math.max(1, Math.round((c.connections * 1000) / rate - latencyMs));
     connections = Math.max(1, Math.round((rate * (delayMs + latencyMs)) / 1000));
   }
-  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${c.duration}s`, '-s', path.join(repo, 'bench/e2e/post.lua'), `http://127.0.0.1:${port}/leads`], {
+  const [cmd, argv] = withTimes('wrk', ['-t1', `-c${connections}`, `-d${c.duration}s`, '-s', path.join(repo, 'bench/e2e/post.lua'), `http://127.0.0.1:${port}/leads`]);
+  const r = spawnSync(cmd, argv, {
     env: { ...process.env, BODY_BYTES: String(c.bodyBytes), DELAY_MS: String(delayMs) },
     encoding: 'utf8',
   });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
+  if (r.error || r.status === 127) throw new Error(`wrk did not run (is it installed? apt-get install wrk): ${r.error?.message ?? r.stderr}`);
+  const { stdout, cpuUs } = childCpuUs(r.stdout);
+  const line = stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (!line) throw new Error(`wrk gave no summary: ${r.stdout} ${r.stderr}`);
   const j = JSON.parse(line.slice(8)) as Record<string, number>;
   return {
     tool: 'wrk', connections, durationS: c.duration, bodyBytes: c.bodyBytes, ...(rate ? { rate } : {}),
+    requests: j.requests,
+    ...(cpuUs !== null ? { loadCpuUs: cpuUs } : {}),
     reqPerSec: Math.round((j.requests / j.durationUs) * 1e6),
     non2xx: j.non2xx,
     errors: j.connectErrors + j.readErrors + j.writeErrors + j.timeouts,
@@ -321,7 +369,7 @@ function runWrk(c: Case, port: number, rate?: number, latencyMs = 0): Omit<Outco
   };
 }
 
-async function runAutocannon(c: Case, port: number, rate: number | undefined): Promise<Omit<Outcome, 'serverCpuPct' | 'serverPeakRssMb' | 'id' | 'name' | 'role'>> {
+async function runAutocannon(c: Case, port: number, rate: number | undefined): Promise<LoadOutcome> {
   const r = await autocannon({
     url: `http://127.0.0.1:${port}/leads`, method: 'POST', connections: c.connections, duration: c.duration,
     headers: { 'content-type': 'application/json' }, body: JSON.stringify({ e: 'x'.repeat(Math.max(0, c.bodyBytes - 10)) }), // bodyBytes of JSON
@@ -329,6 +377,7 @@ async function runAutocannon(c: Case, port: number, rate: number | undefined): P
   });
   return {
     tool: 'autocannon', connections: c.connections, durationS: c.duration, bodyBytes: c.bodyBytes, rate,
+    requests: r.requests.total,
     reqPerSec: Math.round(r.requests.average),
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
@@ -369,7 +418,7 @@ function roundsCell(o: Outcome, f: (r: Round) => number): string {
 
 function table(outcomes: Outcome[], meta: Record<string, string>): string {
   const rows = outcomes.map((o) =>
-    `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${roundsCell(o, (r) => r.reqPerSec)} | ${o.verdict ?? ''} |`);
+    `| ${o.name} | ${o.tool} c${o.connections}${o.rate ? ` @${o.rate}/s` : ''} | ${o.reqPerSec.toLocaleString('en-US')} | ${o.latencyMs.p50.toFixed(2)} | ${o.latencyMs.p99.toFixed(2)} | ${o.latencyMs.p999.toFixed(2)} | ${o.ratioToCeiling !== undefined ? `${Math.round(o.ratioToCeiling * 100)}%` : ''} | ${o.ratioToBaseline !== undefined ? `${o.ratioToBaseline.toFixed(2)}x` : ''} | ${o.ratioToFloor !== undefined ? `${o.ratioToFloor.toFixed(2)}x ${o.floorId!.split('-')[0]}` : ''} | ${o.serverCpuPct}% | ${o.serverPeakRssMb} | ${o.non2xx + o.errors} | ${roundsCell(o, (r) => r.reqPerSec)} | ${o.verdict ?? ''} |`);
   return [
     `# crowd end-to-end benchmark, ${meta.date}`,
     '',
@@ -377,8 +426,8 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
     '',
     'Cases with rounds ran interleaved with the others of their group (ceiling, memory, durable, ...; Redis baseline and crowd -> Redis): each row is the median round, and its ratios are the median of the per-round ratios.',
     '',
-    '| case | load | req/s | p50 ms | p99 ms | p99.9 ms | vs ceiling | vs baseline | server CPU | peak RSS MB | non-2xx + errors | rounds, req/s | target |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    '| case | load | req/s | p50 ms | p99 ms | p99.9 ms | vs ceiling | vs baseline | vs floor | server CPU | peak RSS MB | non-2xx + errors | rounds, req/s | target |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...rows,
     '',
     ...(outcomes.some((o) => o.drainPerSec) ? [
@@ -394,6 +443,7 @@ function table(outcomes: Outcome[], meta: Record<string, string>): string {
       '',
     ] : []),
     'Ceiling: a bare uWebSockets.js server answering a fixed receipt (stores nothing). Baseline: fastify hello-world (stores nothing).',
+    'Floors: 01b/01d, the ceiling plus crowd\'s input checks (what `ack: memory` is judged against); 04f/04fc, the one-thread durable server (bench/servers/uws-durable.ts: append + fdatasync once per event-loop turn, then answer; what `ack: durable` is judged against). "vs floor" is the median of the per-round ratios.',
     'Server CPU: the server process\'s CPU time over the run divided by the wall time (200% = both cores).',
     '',
   ].join('\n');
@@ -425,13 +475,16 @@ async function runCase(c: Case, byId: Map<string, Outcome>): Promise<Outcome> {
   const srv = await startServer(c, redis);
   await new Promise((r) => setTimeout(r, 500));
   const ticks0 = cpuTicks(srv.child.pid!);
+  const threads0 = sampleThreads(srv.child.pid!);
   const t0 = performance.now();
   const rate = c.fixedRate ?? (c.rateOf && byId.get(c.rateOf) ? Math.round(byId.get(c.rateOf)!.reqPerSec * (c.rateFraction ?? 0.5)) : undefined);
   const base = c.rateOf ? byId.get(c.rateOf) : undefined;
-  const r = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
+  const { loadCpuUs, ...r } = c.tool === 'wrk' ? runWrk(c, srv.port, rate, base?.latencyMs.p50) : await runAutocannon(c, srv.port, rate);
   const wall = (performance.now() - t0) / 1000;
   const ticks = cpuTicks(srv.child.pid!) - ticks0; // USER_HZ = 100 ticks/s, so ticks / s = %
+  const threads1 = sampleThreads(srv.child.pid!);
   const o: Outcome = { id: c.id, name: c.name, role: c.role, ...r, serverCpuPct: Math.round(ticks / wall), serverPeakRssMb: peakRssMb(srv.child.pid!), target: c.target };
+  if (o.requests) o.cpu = cpuFigures(cpuBetween(threads0, threads1), o.requests, o.requests - o.non2xx, loadCpuUs);
   if (c.backendAfterLoad) {
     const accepted = Math.round(o.reqPerSec * o.durationS) - o.non2xx;
     await srv.startBackend();
@@ -442,6 +495,7 @@ async function runCase(c: Case, byId: Map<string, Outcome>): Promise<Outcome> {
     o.drainS = Number(d.drainS.toFixed(2));
     o.endToEndPerSec = Math.round(d.delivered / (o.durationS + d.drainS));
     o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
+    if (o.cpu && d.delivered > 0) o.cpu.mainPerDeliveredUs = round1(cpuBetween(threads0, sampleThreads(srv.child.pid!)).us.main / d.delivered);
   }
   if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis') o.endToEndPerSec = o.reqPerSec;
   if (c.measureBackendRate) o.backendRate = await backendRate(srv.backendPort, c.measureBackendRate.windowS, Number(c.sinkOptions?.rate));
@@ -449,6 +503,128 @@ async function runCase(c: Case, byId: Map<string, Outcome>): Promise<Outcome> {
   await redis?.stop();
   if (c.kafkaDown) kafka('up');
   return o;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+function cpuFigures(k: KindCpu, requests: number, stored: number, loadCpuUs: number | undefined): CpuFigures {
+  const per = Object.fromEntries(THREAD_KINDS.map((kind) => [kind, round1(k.us[kind] / requests)])) as Record<ThreadKind, number>;
+  const total = THREAD_KINDS.reduce((a, kind) => a + k.us[kind], 0);
+  return {
+    perRequestUs: { ...per, total: round1(total / requests) },
+    lanePerRecordUs: round1(k.us.lane / Math.max(1, stored)),
+    ...(loadCpuUs !== undefined ? { wrkPerRequestUs: round1(loadCpuUs / requests) } : {}),
+    threads: k.threads,
+    requests,
+  };
+}
+
+/** "the durable floor (04f)" / "the checks-only floor (01b)". */
+function floorLabel(f: Outcome): string {
+  return `${f.id.startsWith('04f') ? 'the one-thread durable floor' : 'the checks-only floor'} (${f.id.split('-')[0]})`;
+}
+
+/** A grouped case's CPU figures: the median over its rounds, kind by kind. */
+function medianCpu(rounds: Outcome[]): CpuFigures | undefined {
+  const all = rounds.map((r) => r.cpu).filter((c): c is CpuFigures => c !== undefined);
+  if (all.length === 0) return undefined;
+  const med = (f: (c: CpuFigures) => number | undefined) => {
+    const xs = all.map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? round1(median(xs)) : undefined;
+  };
+  const perRequestUs = Object.fromEntries([...THREAD_KINDS, 'total' as const].map((k) => [k, med((c) => c.perRequestUs[k])])) as CpuFigures['perRequestUs'];
+  const mainPerDeliveredUs = med((c) => c.mainPerDeliveredUs);
+  const wrkPerRequestUs = med((c) => c.wrkPerRequestUs);
+  return {
+    perRequestUs,
+    lanePerRecordUs: med((c) => c.lanePerRecordUs)!,
+    ...(mainPerDeliveredUs !== undefined ? { mainPerDeliveredUs } : {}),
+    ...(wrkPerRequestUs !== undefined ? { wrkPerRequestUs } : {}),
+    threads: all[0].threads,
+    requests: Math.round(median(all.map((c) => c.requests))),
+  };
+}
+
+/** Acceptor CPU per durable request vs the one-thread floor's whole CPU per request: the scaling target. */
+const ACCEPTOR_TO_FLOOR_CPU_TARGET = 0.6;
+
+function cpuTable(outcomes: Outcome[]): string {
+  const rows = outcomes.filter((o) => o.cpu && (o.role === 'crowd' || o.role === 'floor' || o.role === 'ceiling'));
+  if (rows.length === 0) return '';
+  const f = (x: number | undefined) => (x === undefined ? '' : x.toFixed(1));
+  const verdict = (o: Outcome) => o.cpu?.acceptorToFloorCpu === undefined ? '' : `${o.cpu.acceptorToFloorCpu <= ACCEPTOR_TO_FLOOR_CPU_TARGET ? 'MET' : 'MISSED'} acceptor <= ${ACCEPTOR_TO_FLOOR_CPU_TARGET}x the floor's whole (${o.cpu.acceptorToFloorCpu.toFixed(2)}x ${o.cpu.floorId!.split('-')[0]})`;
+  return [
+    '',
+    '## CPU µs per request by thread kind',
+    '',
+    'From `/proc/<pid>/task/*/stat` (utime + stime, 10 ms ticks) before and after the load, divided by the requests answered (the lane: by records stored; main per delivered: over load + drain, by messages delivered). Threads by name: crowd\'s `crowd-acc<i>` (acceptor), `crowd-lane<i>` (lane), the main thread (tid = pid), and "other" (V8 platform/GC threads, libuv pool, librdkafka). A one-thread server (the floors, the ceiling) is main + other. Grouped cases: median over rounds. These figures, not req/s on 2 shared cores, decide how crowd scales (docs/deploy.md).',
+    '',
+    '| case | requests | acceptor | lane (per record) | main | main per delivered | other | total | wrk | threads (acc/lane/other) | acceptor vs floor (target) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...rows.map((o) => {
+      const c = o.cpu!;
+      return `| ${o.name} | ${c.requests.toLocaleString('en-US')} | ${f(c.perRequestUs.acceptor)} | ${f(c.lanePerRecordUs)} | ${f(c.perRequestUs.main)} | ${f(c.mainPerDeliveredUs)} | ${f(c.perRequestUs.other)} | ${f(c.perRequestUs.total)} | ${f(c.wrkPerRequestUs)} | ${c.threads.acceptor}/${c.threads.lane}/${c.threads.other} | ${verdict(o)} |`;
+    }),
+    '',
+  ].join('\n');
+}
+
+interface Projection {
+  /** The crowd case and the floor case whose CPU figures the projection is made from. */
+  from: string;
+  floor: string;
+  /** The one-thread floor's measured req/s: one thread, so more cores do not raise it. */
+  floorReqPerSec: number;
+  /** The most its one thread could do at its CPU per request (1e6 / µs), were it never idle. */
+  floorCpuBoundReqPerSec: number;
+  rows: Array<{ cores: number; acceptors: number; lanes: number; reqPerSec: number; limitedBy: string; bounds: Record<string, number>; vsFloor: number }>;
+}
+
+/**
+ * Projected (not measured) durable req/s for 4-32 cores from the per-thread CPU figures of the
+ * durable case at 200 connections (04c; else 04), with crowd's default thread counts
+ * (acceptors = cores/2, lanes = ceil(cores/4)): the least of what the acceptors, the lanes,
+ * the main thread and all cores together can do at those µs per request. The load generator
+ * is assumed to be elsewhere; the disk and the NIC are not modelled (docs/deploy.md).
+ */
+function projection(outcomes: Outcome[]): Projection | undefined {
+  const o = outcomes.find((x) => x.id.startsWith('04c-') && x.cpu) ?? outcomes.find((x) => x.id.startsWith('04-') && x.cpu);
+  const floor = o?.floorId ? outcomes.find((x) => x.id === o.floorId) : undefined;
+  if (!o?.cpu || !floor) return undefined;
+  const c = o.cpu;
+  // Compared with the best the floor's one thread could do (CPU-bound), not its measured rate:
+  // the comparison cannot flatter crowd by the floor's idle time waiting for fdatasync.
+  const floorBest = Math.max(floor.reqPerSec, floor.cpu ? 1e6 / Math.max(0.1, floor.cpu.perRequestUs.total) : 0);
+  const rows = [4, 8, 16, 32].map((cores) => {
+    const acceptors = Math.max(1, Math.floor(cores / 2));
+    const lanes = Math.max(1, Math.ceil(cores / 4));
+    const bounds: Record<string, number> = {
+      'acceptor CPU': (acceptors * 1e6) / Math.max(0.1, c.perRequestUs.acceptor),
+      'lane CPU': (lanes * 1e6) / Math.max(0.1, c.lanePerRecordUs),
+      // Under 0.5 µs per request (no sinks) the main thread is no bound at all.
+      ...(c.perRequestUs.main >= 0.5 ? { 'main thread': 1e6 / c.perRequestUs.main } : {}),
+      'all cores': (cores * 1e6) / Math.max(0.1, c.perRequestUs.total),
+    };
+    const [limitedBy, reqPerSec] = Object.entries(bounds).sort((a, b) => a[1] - b[1])[0];
+    return { cores, acceptors, lanes, reqPerSec: Math.round(reqPerSec), limitedBy, bounds: Object.fromEntries(Object.entries(bounds).map(([k, v]) => [k, Math.round(v)])), vsFloor: Number((reqPerSec / floorBest).toFixed(2)) };
+  });
+  return { from: o.id, floor: floor.id, floorReqPerSec: floor.reqPerSec, floorCpuBoundReqPerSec: Math.round(floorBest), rows };
+}
+
+function projectionTable(p: Projection | undefined): string {
+  if (!p) return '';
+  const n = (x: number) => x.toLocaleString('en-US');
+  return [
+    '',
+    `## Projected, not measured: durable req/s by core count (from ${p.from}'s CPU figures)`,
+    '',
+    `Crowd's default threads per size; each bound is threads x 1e6 / µs per request of that kind; the least one is the projection. The load generator is assumed to be on another machine; the disk's fdatasync rate and bandwidth and the NIC are not in the model (docs/deploy.md). The one-thread durable floor (${p.floor}) measured ${n(p.floorReqPerSec)} req/s; at its CPU per request its one thread could do at most ${n(p.floorCpuBoundReqPerSec)} req/s on any number of cores ("vs floor" is against that best case).`,
+    '',
+    '| cores | acceptors / lanes | acceptor CPU bound | lane CPU bound | main thread bound | all cores bound | projected req/s | limited by | vs floor |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+    ...p.rows.map((r) => `| ${r.cores} | ${r.acceptors} / ${r.lanes} | ${n(r.bounds['acceptor CPU'])} | ${n(r.bounds['lane CPU'])} | ${r.bounds['main thread'] ? n(r.bounds['main thread']) : '-'} | ${n(r.bounds['all cores'])} | ${n(r.reqPerSec)} | ${r.limitedBy} | ${r.vsFloor.toFixed(1)}x |`),
+    '',
+  ].join('\n');
 }
 
 /** What a round is judged by: delivered messages/s when the case measures delivery, else req/s. */
@@ -484,6 +660,9 @@ async function main(): Promise<void> {
   const cases = loadCases(a);
   const { rounds } = a;
   const outcomes: Outcome[] = [];
+  if (cases.some((c) => c.tool === 'wrk') && spawnSync('wrk', ['--version']).error) {
+    spawnSync('bash', [path.join(repo, 'scripts/ensure-debian-packages.sh'), 'wrk'], { stdio: 'inherit' });
+  }
   const needsKafka = cases.some((c) => c.sink === 'kafka' || c.server === 'fastify-kafkajs');
   const startedKafka = needsKafka && !kafka('status') ? kafka('up') : false;
   const byId = new Map<string, Outcome>();
@@ -505,7 +684,7 @@ async function main(): Promise<void> {
     if (got.length === rounds) {
       // The median round stands for the case (its latencies, CPU and RSS come with it).
       const mid = [...got].sort((a, b) => figure(a) - figure(b))[(rounds - 1) >> 1];
-      const out: Outcome = { ...mid, rounds: got.map((g) => ({ reqPerSec: g.reqPerSec, endToEndPerSec: g.endToEndPerSec, p99Ms: g.latencyMs.p99 })) };
+      const out: Outcome = { ...mid, rounds: got.map((g) => ({ reqPerSec: g.reqPerSec, endToEndPerSec: g.endToEndPerSec, p99Ms: g.latencyMs.p99 })), cpu: medianCpu(got) };
       outcomes.push(out);
       byId.set(c.id, out);
     }
@@ -531,6 +710,17 @@ async function main(): Promise<void> {
   }
   for (const c of cases) {
     const o = byId.get(c.id);
+    const floor = c.floorOf ? byId.get(c.floorOf) : undefined;
+    if (o && floor) {
+      o.floorId = floor.id;
+      o.ratioToFloor = o.rounds && floor.rounds ? pairedRatio(o.rounds, floor.rounds, (r) => r.reqPerSec) : o.reqPerSec / floor.reqPerSec;
+      const want = c.target?.ratioToFloor;
+      if (want !== undefined) o.verdict = `${o.ratioToFloor >= want ? 'MET' : 'MISSED'} >= ${want.toFixed(2)}x ${floorLabel(floor)} (${o.ratioToFloor.toFixed(2)}x)`;
+      if (o.cpu && floor.cpu && (c.ack ?? 'durable') === 'durable' && floor.id.startsWith('04f')) {
+        o.cpu.acceptorToFloorCpu = Number((o.cpu.perRequestUs.acceptor / floor.cpu.perRequestUs.total).toFixed(2));
+        o.cpu.floorId = floor.id;
+      }
+    }
     const ingest = c.ingestOf ? byId.get(c.ingestOf) ?? o : undefined;
     const forwarded = o?.drainPerSec ?? o?.endToEndPerSec;
     if (o && forwarded && ingest) {
@@ -553,8 +743,9 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
   const meta = { date, node: process.version, machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB` };
   fs.mkdirSync(resultsDir, { recursive: true });
-  fs.writeFileSync(path.join(resultsDir, `${date}.json`), `${JSON.stringify({ meta, outcomes }, null, 2)}\n`);
-  const md = table(outcomes, meta);
+  const projected = projection(outcomes);
+  fs.writeFileSync(path.join(resultsDir, `${date}.json`), `${JSON.stringify({ meta, outcomes, ...(projected ? { projection: projected } : {}) }, null, 2)}\n`);
+  const md = table(outcomes, meta) + cpuTable(outcomes) + projectionTable(projected);
   fs.writeFileSync(path.join(resultsDir, `${date}.md`), md);
   // Only a run of every case, with the default rounds and durations, is "the latest run" the
   // README shows (latest.md, latest.svg and its table); a partial run keeps its dated files.

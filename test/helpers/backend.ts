@@ -25,6 +25,8 @@ export interface Answer {
   headers?: Record<string, string>;
   body?: string;
   delayMs?: number;
+  /** Answer only once this settles (after `delayMs`, if both): a test releases it on an event. */
+  hold?: Promise<unknown>;
 }
 
 export class Backend {
@@ -73,8 +75,9 @@ export class Backend {
           res.writeHead(a.status, a.headers);
           res.end(a.body ?? 'ok');
         };
-        if (a.delayMs) setTimeout(send, a.delayMs);
-        else send();
+        const held = a.hold ? () => void a.hold!.then(send, send) : send;
+        if (a.delayMs) setTimeout(held, a.delayMs);
+        else held();
       });
     };
     const server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler);

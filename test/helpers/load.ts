@@ -1,6 +1,10 @@
 /**
  * A small load generator for crash tests: `connections` keep-alive clients POST unique bodies
  * as fast as they can until stopped, recording every id crowd acknowledged with a 200.
+ *
+ * Tests are driven by counts, never by rates: `untilAcked(n)` waits for the n-th 200 (with a
+ * generous overall timeout that only a stalled crowd reaches), so a busy machine makes a test
+ * slower, not red. `loadUntilAcked` is the whole "run until N acks, then stop" in one call.
  */
 import http from 'node:http';
 
@@ -36,18 +40,47 @@ function postOne(agent: http.Agent, port: number, path: string, n: number, heade
   });
 }
 
-export function runLoad(port: number, path: string, connections: number, extraHeaders: (n: number) => Record<string, string> = () => ({})): { stop: () => Promise<LoadResult> } {
+/** Default overall timeout of `untilAcked`: far beyond any healthy run, even on a busy box. */
+export const ACK_WAIT_TIMEOUT_MS = 90_000;
+
+export interface LoadHandle {
+  stop: () => Promise<LoadResult>;
+  /** Acknowledgements so far. */
+  acked: () => number;
+  /**
+   * Resolves once at least `n` requests were acknowledged; rejects (naming the counts) if that
+   * has not happened within `timeoutMs` (the clients then stop: call `stop` as usual), or if
+   * the load was stopped first.
+   */
+  untilAcked: (n: number, timeoutMs?: number) => Promise<void>;
+}
+
+export function runLoad(port: number, path: string, connections: number, extraHeaders: (n: number) => Record<string, string> = () => ({})): LoadHandle {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const result: LoadResult = { sent: 0, acked: new Map(), refused: 0, errors: 0 };
   let running = true;
   let seq = 0;
+  const waiters = new Set<{ n: number; resolve: () => void; reject: (e: Error) => void }>();
+  const settle = () => {
+    for (const w of waiters) {
+      if (result.acked.size >= w.n) {
+        waiters.delete(w);
+        w.resolve();
+      } else if (!running) {
+        waiters.delete(w);
+        w.reject(new Error(`load stopped with ${result.acked.size} of ${w.n} acknowledgements (sent ${result.sent}, refused ${result.refused}, errors ${result.errors})`));
+      }
+    }
+  };
   const one = async () => {
     const n = seq++;
     result.sent++;
     const o = await postOne(agent, port, path, n, extraHeaders(n));
     if (o.kind !== 'answer') result.errors++;
-    else if (o.status === 200) result.acked.set((JSON.parse(o.data) as { id: string }).id, o.body);
-    else result.refused++;
+    else if (o.status === 200) {
+      result.acked.set((JSON.parse(o.data) as { id: string }).id, o.body);
+      if (waiters.size) settle();
+    } else result.refused++;
   };
   const workers = Array.from({ length: connections }, async () => {
     while (running) await one();
@@ -55,11 +88,50 @@ export function runLoad(port: number, path: string, connections: number, extraHe
   return {
     stop: async () => {
       running = false;
+      settle();
       await Promise.all(workers);
       agent.destroy();
       return result;
     },
+    acked: () => result.acked.size,
+    untilAcked: (n, timeoutMs = ACK_WAIT_TIMEOUT_MS) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          running = false; // the test fails here: the clients finish what is in flight and stop
+          reject(new Error(`only ${result.acked.size} of ${n} requests acknowledged within ${timeoutMs} ms (sent ${result.sent}, refused ${result.refused}, errors ${result.errors})`));
+        }, timeoutMs);
+        const w = {
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          reject: (e: Error) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        };
+        waiters.add(w);
+        settle();
+      }),
   };
+}
+
+/**
+ * Runs `connections` clients until `n` requests were acknowledged, then stops them and returns
+ * everything that was answered (a few more than `n`: requests already in flight are awaited).
+ * If crowd does not get there within `timeoutMs` the load is stopped and the promise rejects.
+ */
+export async function loadUntilAcked(port: number, path: string, connections: number, n: number, opts: { timeoutMs?: number; extraHeaders?: (n: number) => Record<string, string> } = {}): Promise<LoadResult> {
+  const load = runLoad(port, path, connections, opts.extraHeaders);
+  try {
+    await load.untilAcked(n, opts.timeoutMs);
+  } catch (e) {
+    await load.stop();
+    throw e;
+  }
+  return load.stop();
 }
 
 export interface PacedLoadResult {
@@ -87,7 +159,7 @@ export interface PacedLoadResult {
  * would. This is how a server is pushed past its capacity; a closed loop (runLoad) only ever
  * offers what the server already takes.
  */
-export function runPacedLoad(port: number, path: string, opts: { rate: number; maxSockets: number; timeoutMs?: number }): { stop: () => Promise<PacedLoadResult> } {
+export function runPacedLoad(port: number, path: string, opts: { rate: number; maxSockets: number; timeoutMs?: number }): { stop: () => Promise<PacedLoadResult>; answered: () => number } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets });
   const r: PacedLoadResult = {
     offered: 0, acked: new Map(), byStatus: {}, byCode: {}, retryAfterMin: Infinity, retryAfterMax: 0, refusalsWithoutRetryAfter: 0,
@@ -96,10 +168,12 @@ export function runPacedLoad(port: number, path: string, opts: { rate: number; m
   const okLatencies: number[] = [];
   const inFlight = new Set<Promise<void>>();
   let seq = 0;
+  let answered = 0;
   const one = async (): Promise<void> => {
     const t0 = performance.now();
     r.offered++;
     const out = await postOne(agent, port, path, seq++, {}, opts.timeoutMs ?? 10_000);
+    answered++;
     if (out.kind !== 'answer') {
       if (out.kind === 'timeout') r.timeouts++;
       else r.errors++;
@@ -148,5 +222,7 @@ export function runPacedLoad(port: number, path: string, opts: { rate: number; m
       if (r.retryAfterMin === Infinity) r.retryAfterMin = 0;
       return r;
     },
+    /** Requests finished so far (answered, timed out or failed). */
+    answered: () => answered,
   };
 }
