@@ -31,8 +31,8 @@ import { createRingBuffer, SpscRing } from './ring/spsc-ring.js';
 import { addHistograms, snapshotHistogram } from './stats/histogram.js';
 import { SinkHost, type SinkStats } from './sinks/sink-host.js';
 import { createSink } from './sinks/create-sink.js';
-import type { ServerInfo } from './sinks/http/backend.js';
-import { PoolRegistry } from './sinks/http/pool-registry.js';
+import type { ServerInfo } from './upstream/backend.js';
+import { PoolRegistry } from './upstream/pool-registry.js';
 
 const LANE_STATE_NAMES = ['starting', 'ready', 'unwritable', 'stopped', 'failed'];
 const MAX_LANE_RESTARTS = 5;

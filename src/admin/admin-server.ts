@@ -18,7 +18,7 @@ import { loadUws } from '../acceptor/uws.js';
 import { sendRefusal } from '../acceptor/replies.js';
 import type { CrowdConfig } from '../config/types.js';
 import { statusLine } from '../errors.js';
-import type { PoolRegistry } from '../sinks/http/pool-registry.js';
+import type { PoolRegistry } from '../upstream/pool-registry.js';
 import { errorAnswer, json, listServers, registerServer, removeServer, serverDetail, type AdminAnswer } from './servers-api.js';
 import type { StatsSource } from './stats-source.js';
 

@@ -10,7 +10,7 @@
 import { Ajv } from 'ajv';
 import { serverRegistrationSchema } from '../config/schema.js';
 import { ERRORS, errorDocument, type ErrorCode } from '../errors.js';
-import type { PoolRegistry, Registration } from '../sinks/http/pool-registry.js';
+import type { PoolRegistry, Registration } from '../upstream/pool-registry.js';
 
 export interface AdminAnswer {
   status: number;

@@ -19,8 +19,8 @@ import type { HttpSinkConfig } from '../../config/types.js';
 import type { Logger } from '../../logger.js';
 import { retryBackoffMs, type BackoffLimits } from '../retry-backoff.js';
 import type { DeliveryOutcome, OutboundMessage, Sink, SinkHealth } from '../sink-types.js';
-import type { Backend } from './backend.js';
-import type { PoolRuntime } from './pool-registry.js';
+import type { Backend } from '../../upstream/backend.js';
+import type { PoolRuntime } from '../../upstream/pool-registry.js';
 
 /** Request headers never replayed (hop-by-hop, or set by the client library from the body). */
 const NOT_REPLAYED = new Set([

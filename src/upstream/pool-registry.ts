@@ -7,11 +7,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { healthCheckConfig } from '../../config/load.js';
-import type { HealthCheckConfig, PoolConfig } from '../../config/types.js';
-import type { ErrorCode } from '../../errors.js';
-import { writeFileDurable } from '../../log/fsutil.js';
-import type { Logger } from '../../logger.js';
+import { healthCheckConfig } from '../config/load.js';
+import type { HealthCheckConfig, PoolConfig } from '../config/types.js';
+import type { ErrorCode } from '../errors.js';
+import { writeFileDurable } from '../log/fsutil.js';
+import type { Logger } from '../logger.js';
 import { Backend, serverId, type ServerInfo } from './backend.js';
 import { Balancer } from './balancer.js';
 import { closeHealthChecks } from './health-check.js';
