@@ -6,7 +6,7 @@ import type { HttpSinkConfig, PoolConfig } from '../src/config/types.js';
 import { createLogger } from '../src/logger.js';
 import { Backend } from '../src/upstream/backend.js';
 import { Balancer } from '../src/upstream/balancer.js';
-import { retryAfterMs } from '../src/sinks/http/http-sink.js';
+import { retryAfterMs } from '../src/upstream/answer-class.js';
 
 const pools = { 'leads-api': { servers: ['http://10.0.0.5:8080'] } };
 const load = (doc: Record<string, unknown>) => loadConfig({ env: {}, overrides: doc });
