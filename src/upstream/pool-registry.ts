@@ -2,19 +2,19 @@
  * Every pool of HTTP backends and its servers, in the main thread: the http sinks take servers
  * from it, the admin API registers and removes them (POST/DELETE/GET /servers), /stats and
  * /metrics read it. Config servers are there from the start; servers registered at run time
- * are kept in <dataDir>/servers.json (written durably on each change), so they are still
- * there after a restart, until they are removed.
+ * are kept in a RegistryStore (by default the file store in the data dir: servers.json and
+ * servers.journal), each change durable before it is answered, so they are still there after
+ * a restart, until they are removed.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { healthCheckConfig } from '../config/load.js';
 import type { HealthCheckConfig, PoolConfig } from '../config/types.js';
 import type { ErrorCode } from '../errors.js';
-import { writeFileDurable } from '../log/fsutil.js';
 import type { Logger } from '../logger.js';
 import { Backend, serverId, type ServerInfo } from './backend.js';
 import { Balancer } from './balancer.js';
+import { FileRegistryStore } from './file-registry-store.js';
 import { closeHealthChecks } from './health-check.js';
+import type { RegistryStore } from './registry-store.js';
 import { checkTarget } from './target-policy.js';
 
 /** POST /servers body, after schema validation (defaults applied). */
@@ -60,32 +60,61 @@ export class PoolRegistry {
   /** Requests answered by servers that have left (kept in the totals). */
   private goneSuccess = 0;
   private goneFailed = 0;
-  private readonly file: string;
-  /** Registrations made on the admin API, by server id (what servers.json holds). */
+  /** Registrations made on the admin API, by server id (what the store holds). */
   private readonly registered = new Map<string, Registration>();
+  readonly store: RegistryStore;
+  /** Settles once the servers registered before a restart are back (never rejects). */
+  private restored: Promise<void> = Promise.resolve();
+  /** Registrations being written to the store, by server id (a second one waits for it). */
+  private readonly storing = new Map<string, Promise<RegisterResult>>();
 
-  constructor(pools: Readonly<Record<string, PoolConfig>>, dataDir: string, private readonly allowPrivateTargets: boolean, private readonly log: Logger) {
+  constructor(pools: Readonly<Record<string, PoolConfig>>, dataDir: string, private readonly allowPrivateTargets: boolean, private readonly log: Logger, store?: RegistryStore) {
     for (const [name, cfg] of Object.entries(pools)) this.pools.set(name, new PoolRuntime(name, cfg));
-    this.file = path.join(dataDir, 'servers.json');
+    this.store = store ?? new FileRegistryStore(dataDir, log);
   }
 
-  /** Adds the config servers and the ones registered before a restart; starts their checks. */
+  /**
+   * Adds the config servers at once and starts their checks; the ones registered before a
+   * restart follow from the store (`ready()` settles then; registrations wait for it).
+   */
   start(): void {
     for (const p of this.pools.values()) {
       for (const u of p.cfg.servers) this.add(p, new URL(u), 'config', p.cfg.healthCheck);
     }
-    if (!existsSync(this.file)) return;
-    let saved: Registration[] = [];
-    try {
-      saved = JSON.parse(readFileSync(this.file, 'utf8')) as Registration[];
-    } catch (e) {
-      this.log.error({ event: 'servers_file_unreadable', file: this.file, err: (e as Error).message }, 'registered servers file unreadable; starting with config servers only');
-      return;
+    this.restored = this.restore().catch((e: Error) => {
+      this.log.error({ event: 'servers_not_restored', store: this.store.where, err: e.message }, 'registered servers could not be read; starting with config servers only');
+    });
+  }
+
+  ready(): Promise<void> {
+    return this.restored;
+  }
+
+  private async restore(): Promise<void> {
+    const saved = await this.store.load();
+    let oldFormat = false;
+    for (const { id, registration } of saved) {
+      const res = this.admit(registration);
+      if (res.ok) {
+        const reg = this.registered.get(res.server.id);
+        if (!reg) {
+          // The same address is now a config server: the config has it, the store need not.
+          if (id !== null) await this.store.delete(id);
+        } else if (id === null) {
+          oldFormat = true;
+          await this.store.put(res.server.id, reg);
+        } else if (id !== res.server.id) {
+          await this.store.delete(id);
+          await this.store.put(res.server.id, reg);
+        }
+        continue;
+      }
+      // As before the store existed: a registration that no longer fits the config (its pool
+      // is gone, say) is not kept.
+      this.log.warn({ event: 'server_not_restored', registration, code: res.code, detail: res.detail }, 'a registered server was not restored; it is forgotten');
+      if (id !== null) await this.store.delete(id);
     }
-    for (const r of saved) {
-      const res = this.register(r, false);
-      if (!res.ok) this.log.warn({ event: 'server_not_restored', registration: r, code: res.code, detail: res.detail }, 'a registered server was not restored');
-    }
+    if (oldFormat) await this.store.migrated();
   }
 
   pool(name: string): PoolRuntime {
@@ -103,38 +132,96 @@ export class PoolRegistry {
     return b;
   }
 
-  /** POST /servers. Idempotent: the same pool and address give the same server. */
-  register(r: Registration, persist = true): RegisterResult {
+  /**
+   * POST /servers. Idempotent: the same pool and address give the same server. The server
+   * joins its pool only once its registration is durable in the store.
+   */
+  async register(r: Registration): Promise<RegisterResult> {
+    await this.restored;
+    const id = this.idOf(r);
+    const pending = id === null ? undefined : this.storing.get(id);
+    if (pending) {
+      const first = await pending;
+      if (!first.ok) return first;
+    }
+    const checked = this.check(r);
+    if (!checked.ok || checked.existing) return checked.result;
+    const p = this.pools.get(r.pool)!;
+    const work = (async (): Promise<RegisterResult> => {
+      const reg = { ...r, ip: checked.address };
+      try {
+        await this.store.put(checked.id, reg);
+      } catch (e) {
+        return { ok: false, code: 'CROWD_INTERNAL', detail: `registration not stored: ${(e as Error).message}` };
+      }
+      const b = this.add(p, checked.origin, 'api', checked.healthCheck);
+      this.registered.set(b.id, reg);
+      return { ok: true, created: true, server: b.info() };
+    })();
+    this.storing.set(checked.id, work);
+    try {
+      return await work;
+    } finally {
+      this.storing.delete(checked.id);
+    }
+  }
+
+  /** A registration restored from the store: joins at once, nothing written. */
+  private admit(r: Registration): RegisterResult {
+    const checked = this.check(r);
+    if (!checked.ok || checked.existing) return checked.result;
+    const b = this.add(this.pools.get(r.pool)!, checked.origin, 'api', checked.healthCheck);
+    this.registered.set(b.id, { ...r, ip: checked.address });
+    return { ok: true, created: true, server: b.info() };
+  }
+
+  /** The server id a registration would get, or null when it is refused anyway. */
+  private idOf(r: Registration): string | null {
+    const c = this.check(r);
+    return c.ok ? c.id : null;
+  }
+
+  /** Validates a registration against the pools, the target policy and the servers there. */
+  private check(r: Registration):
+    | { ok: false; existing?: undefined; result: RegisterResult }
+    | { ok: true; existing: true; id: string; result: RegisterResult }
+    | { ok: true; existing: false; id: string; origin: URL; address: string; healthCheck: HealthCheckConfig; result?: undefined } {
+    const refuse = (code: ErrorCode, detail: string) => ({ ok: false as const, result: { ok: false as const, code, detail } });
     const p = this.pools.get(r.pool);
-    if (!p) return { ok: false, code: 'CROWD_UNKNOWN_POOL', detail: `no pool "${r.pool}"` };
+    if (!p) return refuse('CROWD_UNKNOWN_POOL', `no pool "${r.pool}"`);
     const verdict = checkTarget(r.ip, this.allowPrivateTargets);
-    if (!verdict.ok) return { ok: false, code: verdict.status === 400 ? 'CROWD_INVALID_REQUEST' : 'CROWD_TARGET_FORBIDDEN', detail: verdict.reason };
+    if (!verdict.ok) return refuse(verdict.status === 400 ? 'CROWD_INVALID_REQUEST' : 'CROWD_TARGET_FORBIDDEN', verdict.reason);
     const host = verdict.family === 6 ? `[${verdict.address}]` : verdict.address;
     const origin = new URL(`${r.scheme}://${host}:${r.port}`);
     const id = serverId(p.name, origin.origin);
     const existing = this.byId.get(id);
     if (existing) {
-      if (existing.state === 'draining') return { ok: false, code: 'CROWD_SERVER_CONFLICT', detail: `${origin.origin} is draining; register it again once it has left` };
-      return { ok: true, created: false, server: existing.info() };
+      if (existing.state === 'draining') return refuse('CROWD_SERVER_CONFLICT', `${origin.origin} is draining; register it again once it has left`);
+      return { ok: true, existing: true, id, result: { ok: true, created: false, server: existing.info() } };
     }
-    let check: HealthCheckConfig;
+    let healthCheck: HealthCheckConfig;
     try {
-      check = healthCheckConfig({ ...checkAsSchema(p.cfg.healthCheck), ...(r.check ?? {}) });
+      healthCheck = healthCheckConfig({ ...checkAsSchema(p.cfg.healthCheck), ...(r.check ?? {}) });
     } catch (e) {
-      return { ok: false, code: 'CROWD_INVALID_REQUEST', detail: (e as Error).message };
+      return refuse('CROWD_INVALID_REQUEST', (e as Error).message);
     }
-    const b = this.add(p, origin, 'api', check);
-    this.registered.set(b.id, { ...r, ip: verdict.address });
-    if (persist) this.save();
-    return { ok: true, created: true, server: b.info() };
+    return { ok: true, existing: false, id, origin, address: verdict.address, healthCheck };
   }
 
-  /** DELETE /servers/:id: the server drains, then leaves. */
-  remove(id: string): ServerInfo | null {
+  /**
+   * DELETE /servers/:id: the server drains, then leaves. A registered server is forgotten by
+   * the store first (when that fails, nothing changes and the error is thrown).
+   */
+  async remove(id: string): Promise<ServerInfo | null> {
+    await this.restored;
     const b = this.byId.get(id);
     if (!b) return null;
     if (b.state !== 'draining') {
-      if (this.registered.delete(id)) this.save();
+      if (this.registered.has(id)) {
+        await this.store.delete(id);
+        this.registered.delete(id);
+      }
+      if ((b.state as string) === 'draining') return b.info(); // a DELETE that came meanwhile did it
       b.drain(() => {
         const p = this.pools.get(b.pool)!;
         p.servers.splice(p.servers.indexOf(b), 1);
@@ -162,13 +249,11 @@ export class PoolRegistry {
     return { success, failed };
   }
 
-  private save(): void {
-    writeFileDurable(this.file, `${JSON.stringify([...this.registered.values()], null, 1)}\n`);
-  }
-
   async close(): Promise<void> {
     await Promise.all([...this.byId.values()].map((b) => b.close()));
     await closeHealthChecks();
+    await this.restored;
+    await this.store.close();
   }
 }
 
