@@ -2,7 +2,7 @@
 // registration costs on disk does not grow with the number of servers, everything comes back
 // after a restart, and a torn or damaged journal is tolerated and named.
 import test from 'ava';
-import { appendFileSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import type { PoolConfig } from '../src/config/types.js';
@@ -194,4 +194,59 @@ test.serial('an unreadable servers.json is set aside and named; the journal afte
   t.true(existsSync(named!.keptAs as string));
   t.is(second.registry.list().length, 3);
   await second.registry.close();
+});
+
+test.serial('a registration the store cannot write is refused with 500 CROWD_INTERNAL naming the file, and not added; it works again once the disk does', async (t) => {
+  const dir = tempDir();
+  const journal = path.join(dir, 'servers.journal');
+  const { registry } = open(dir);
+  await registry.ready();
+  // A directory where the journal goes: the append fails (EISDIR), as a full or failing disk
+  // would fail it (root ignores permission bits).
+  mkdirSync(journal);
+  const r = await registry.register(reg(1));
+  t.false(r.ok);
+  if (!r.ok) {
+    t.is(r.code, 'CROWD_INTERNAL');
+    t.true(r.detail.includes(journal), r.detail);
+  }
+  t.is(registry.list().length, 0, 'a registration that is not durable does not join the pool');
+  rmdirSync(journal);
+  const again = await registry.register(reg(1));
+  t.true(again.ok && again.created);
+  await registry.close();
+  const reopened = open(dir);
+  await reopened.registry.ready();
+  t.is(reopened.registry.list().length, 1);
+  await reopened.registry.close();
+});
+
+test.serial('a store that cannot be read at start is named; registrations are refused (never written over unread records) until it can be read, then all is back', async (t) => {
+  const dir = tempDir();
+  const first = open(dir);
+  await registerMany(first.registry, 0, 3);
+  await first.registry.close();
+  const journal = path.join(dir, 'servers.journal');
+  const saved = readFileSync(journal);
+  rmSync(journal);
+  mkdirSync(journal); // reading it fails (EISDIR), as an I/O error would
+  const { registry, lines } = open(dir);
+  await registry.ready();
+  t.truthy(lines.find((l) => l.event === 'servers_not_restored'));
+  const r = await registry.register(reg(10));
+  t.false(r.ok);
+  if (!r.ok) {
+    t.is(r.code, 'CROWD_INTERNAL');
+    t.true(r.detail.includes(journal), r.detail);
+  }
+  // The disk is back: the next registration reads the store first, and nothing is lost.
+  rmdirSync(journal);
+  writeFileSync(journal, saved);
+  t.true((await registry.register(reg(10))).ok);
+  t.is(registry.list().length, 4);
+  await registry.close();
+  const reopened = open(dir);
+  await reopened.registry.ready();
+  t.is(reopened.registry.list().length, 4);
+  await reopened.registry.close();
 });

@@ -64,6 +64,12 @@ export class FileRegistryStore implements RegistryStore {
   private journalBytes = 0;
   private journalRecords = 0;
   private snapshotEntries = 0;
+  /**
+   * Changes are refused until a load succeeded: appending to a journal that was not read
+   * (an I/O error at start) would write over records never applied, and the next snapshot
+   * would drop them.
+   */
+  private loaded = false;
   private readonly counters = { bytesWritten: 0, compactions: 0 };
 
   constructor(dataDir: string, private readonly log: Logger, private readonly compactMin = COMPACT_MIN_RECORDS) {
@@ -73,9 +79,19 @@ export class FileRegistryStore implements RegistryStore {
   }
 
   async load(): Promise<StoredServer[]> {
+    // Load may be tried again after it failed (the journal unreadable for a while): start clean.
+    this.loaded = false;
+    await this.close();
+    this.kept.clear();
+    this.legacy = [];
+    this.seq = 0;
+    this.journalBytes = 0;
+    this.journalRecords = 0;
+    this.snapshotEntries = 0;
     this.readSnapshot();
     const damaged = this.readJournal();
     if (damaged) this.compact();
+    this.loaded = true;
     return [
       ...this.legacy.map((registration) => ({ id: null, registration })),
       ...[...this.kept].map(([id, registration]) => ({ id, registration })),
@@ -208,6 +224,7 @@ export class FileRegistryStore implements RegistryStore {
   }
 
   private append(rec: JournalRecord): void {
+    if (!this.loaded) throw new Error(`${this.journalFile}: the registry store was not read; no change is written before it is`);
     const fd = this.openJournal();
     const line = encodeLine(rec);
     try {

@@ -65,6 +65,8 @@ export class PoolRegistry {
   readonly store: RegistryStore;
   /** Settles once the servers registered before a restart are back (never rejects). */
   private restored: Promise<void> = Promise.resolve();
+  /** Why the store could not be read at the last try (then changes wait for a successful one). */
+  private restoreError: string | null = null;
   /** Registrations being written to the store, by server id (a second one waits for it). */
   private readonly storing = new Map<string, Promise<RegisterResult>>();
 
@@ -81,13 +83,35 @@ export class PoolRegistry {
     for (const p of this.pools.values()) {
       for (const u of p.cfg.servers) this.add(p, new URL(u), 'config', p.cfg.healthCheck);
     }
-    this.restored = this.restore().catch((e: Error) => {
-      this.log.error({ event: 'servers_not_restored', store: this.store.where, err: e.message }, 'registered servers could not be read; starting with config servers only');
-    });
+    this.restored = this.tryRestore();
   }
 
   ready(): Promise<void> {
     return this.restored;
+  }
+
+  private async tryRestore(): Promise<void> {
+    try {
+      await this.restore();
+      if (this.restoreError !== null) this.log.info({ event: 'servers_restored', store: this.store.where }, 'registered servers read after all');
+      this.restoreError = null;
+    } catch (e) {
+      const first = this.restoreError === null;
+      this.restoreError = (e as Error).message;
+      if (first) this.log.error({ event: 'servers_not_restored', store: this.store.where, err: this.restoreError }, 'registered servers could not be read; config servers only, and registrations are refused until the store can be read');
+    }
+  }
+
+  /**
+   * Null once the store has been read (trying again when the last try failed: a disk that
+   * recovers needs no restart), else why registrations are refused.
+   */
+  private async storeReadable(): Promise<string | null> {
+    await this.restored;
+    if (this.restoreError === null) return null;
+    this.restored = this.tryRestore();
+    await this.restored;
+    return this.restoreError === null ? null : `registered servers not readable from ${this.store.where}: ${this.restoreError}`;
   }
 
   private async restore(): Promise<void> {
@@ -137,7 +161,8 @@ export class PoolRegistry {
    * joins its pool only once its registration is durable in the store.
    */
   async register(r: Registration): Promise<RegisterResult> {
-    await this.restored;
+    const unreadable = await this.storeReadable();
+    if (unreadable !== null) return { ok: false, code: 'CROWD_INTERNAL', detail: unreadable };
     const id = this.idOf(r);
     const pending = id === null ? undefined : this.storing.get(id);
     if (pending) {
@@ -213,6 +238,7 @@ export class PoolRegistry {
    * the store first (when that fails, nothing changes and the error is thrown).
    */
   async remove(id: string): Promise<ServerInfo | null> {
+    // An unreadable store restored no run-time server: what is here needs no store to leave.
     await this.restored;
     const b = this.byId.get(id);
     if (!b) return null;
