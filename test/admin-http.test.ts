@@ -85,6 +85,20 @@ test('HTTP/1.0 for every admin route: healthz, stats, metrics, servers (GET and 
   t.true((JSON.parse(list.body) as Array<{ port: number }>).some((s) => s.port === 9));
 });
 
+test('HEAD /readyz (HTTP/1.0 and 1.1) answers as GET does, without a body; HEAD on a path without GET is 405', async (t) => {
+  for (const version of ['1.0', '1.1']) {
+    const r = await untilClose(open.adminPort, `HEAD /readyz HTTP/${version}\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const a = parseAnswer(r.raw, r.closed);
+    t.is(a.status, 200, r.raw);
+    t.is(a.body, '');
+    t.true(Number(a.headers['content-length']) > 0, 'the length GET would have');
+  }
+  const del = parseAnswer((await untilClose(open.adminPort, 'HEAD /servers/s-000000000000 HTTP/1.0\r\n\r\n')).raw, true);
+  t.is(del.status, 405);
+  t.is(del.headers.allow, 'DELETE');
+  t.is(del.body, '');
+});
+
 test('HTTP/1.0 with the admin token: 401 without it, 200 with it', async (t) => {
   const none = parseAnswer((await untilClose(guarded.adminPort, 'GET /readyz HTTP/1.0\r\n\r\n')).raw, true);
   t.is(none.status, 401);

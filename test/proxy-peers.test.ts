@@ -52,9 +52,9 @@ withHaproxy(`HAProxy: option httpchk GET /readyz marks crowd UP (and DOWN once c
   }
 });
 
-withHaproxy(`HAProxy: the check sends the admin token when admin.token is set${haproxy ? '' : ' [skipped: haproxy not installed]'}`, async (t) => {
+withHaproxy(`HAProxy: the check (as HEAD) sends the admin token when admin.token is set${haproxy ? '' : ' [skipped: haproxy not installed]'}`, async (t) => {
   const crowd = await startCrowd({ config: { admin: { token: TOKEN } } });
-  const peer = await startHaproxy({ ingestPort: crowd.port, adminPort: crowd.adminPort, token: TOKEN });
+  const peer = await startHaproxy({ ingestPort: crowd.port, adminPort: crowd.adminPort, token: TOKEN, checkMethod: 'HEAD' });
   try {
     let last: Awaited<ReturnType<typeof haproxyServerStatus>> = null;
     t.true(await until(async () => (last = await haproxyServerStatus(peer.statsSocket, 'crowd', 'crowd1'))?.status === 'UP', 30_000, 100), JSON.stringify(last));

@@ -95,7 +95,8 @@ export class AdminServer {
     if (this.bearer && this.bearer.check(req.headers.authorization ?? '') !== null) return refuse(req, res, 'CROWD_UNAUTHORIZED', { head });
     const { methods, param } = this.resolve(url);
     if (!methods) return refuse(req, res, 'CROWD_NOT_FOUND', { head });
-    const handler = methods[method as keyof Methods];
+    // HEAD is GET without the body (as HTTP defines it): `option httpchk HEAD /readyz` works.
+    const handler = methods[method as keyof Methods] ?? (head ? methods.get : undefined);
     if (!handler) return refuse(req, res, 'CROWD_METHOD_NOT_ALLOWED', { head, allow: Object.keys(methods).map((m) => m.toUpperCase()).join(', ') });
     if (Number(req.headers['content-length'] ?? 0) > MAX_ADMIN_BODY) {
       return refuse(req, res, 'CROWD_BODY_TOO_LARGE', { head, answer: tooLarge() });
@@ -178,11 +179,14 @@ function tooLarge(): AdminAnswer {
   return errorAnswer('CROWD_BODY_TOO_LARGE', { detail: `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes` });
 }
 
-/** An answer of a handler (or the error table), with a body unless the request was HEAD. */
+/**
+ * An answer of a handler (or the error table). HEAD gets the same status and headers,
+ * Content-Length included, and no body.
+ */
 function send(res: http.ServerResponse, req: http.IncomingMessage, a: AdminAnswer, extra: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const body = Buffer.from(a.body);
-  res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': req.method === 'HEAD' ? 0 : body.length, ...extra });
+  res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': body.length, ...extra });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 

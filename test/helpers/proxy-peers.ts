@@ -73,7 +73,7 @@ function run(bin: string, args: string[], dir: string, port: number): Promise<Pe
 }
 
 /** HAProxy config of docs/behind-a-proxy.md: ingest through HAProxy, health check on /readyz. */
-export function haproxyConfig(o: { listenPort: number; ingestPort: number; adminPort: number; statsSocket: string; token?: string }): string {
+export function haproxyConfig(o: { listenPort: number; ingestPort: number; adminPort: number; statsSocket: string; token?: string; checkMethod?: 'GET' | 'HEAD' }): string {
   return `global
     stats socket ${o.statsSocket} mode 600 level admin
 
@@ -92,13 +92,13 @@ frontend crowd_ingest
 
 backend crowd
     # The admin API (node:http) answers HAProxy's HTTP/1.0 check.
-    option httpchk GET /readyz
+    option httpchk ${o.checkMethod ?? 'GET'} /readyz
 ${o.token ? `    http-check send hdr Authorization "Bearer ${o.token}"\n` : ''}    http-check expect status 200
     server crowd1 127.0.0.1:${o.ingestPort} check port ${o.adminPort} inter 500ms fall 2 rise 1
 `;
 }
 
-export async function startHaproxy(o: { ingestPort: number; adminPort: number; token?: string }): Promise<PeerProcess & { statsSocket: string }> {
+export async function startHaproxy(o: { ingestPort: number; adminPort: number; token?: string; checkMethod?: 'GET' | 'HEAD' }): Promise<PeerProcess & { statsSocket: string }> {
   const bin = findBinary('haproxy');
   if (!bin) throw new Error('haproxy is not installed');
   const dir = tempDir('crowd-haproxy-');
