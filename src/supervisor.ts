@@ -138,7 +138,7 @@ export class Crowd implements StatsSource {
     const port = c.listen.port === 0 && c.threads.acceptors > 1 ? await freePort(c.listen.host) : c.listen.port;
     this.ingestPort = await this.startAcceptor(0, lanePortsForAcceptors[0], port);
     for (let a = 1; a < c.threads.acceptors; a++) await this.startAcceptor(a, lanePortsForAcceptors[a], this.ingestPort);
-    this.admin = new AdminServer(c, this, createMetrics(this), this.servers);
+    this.admin = new AdminServer(c, this, createMetrics(this), this.servers, this.log);
     this.adminPort = await this.admin.listen();
     this.log.info(
       { event: 'started', ingest: `${c.listen.host}:${this.ingestPort}`, admin: `${c.admin.host}:${this.adminPort}`, dataDir: c.dataDir, threads: c.threads, config: c.source },

@@ -19,6 +19,7 @@ import type { Registry } from 'prom-client';
 import { BearerCheck } from '../acceptor/ingest-auth.js';
 import type { CrowdConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { PoolRegistry } from '../upstream/pool-registry.js';
 import { errorAnswer, json, listServers, registerServer, removeServer, serverDetail, type AdminAnswer } from './servers-api.js';
 import type { StatsSource } from './stats-source.js';
@@ -67,7 +68,11 @@ export class AdminServer {
   /** `admin.token`: the same constant-time bearer check as the ingest routes' `auth.bearer`. */
   private readonly bearer: BearerCheck | null;
 
-  constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry, private readonly servers: PoolRegistry) {
+  /** Accept errors (EMFILE at the fd limit, say) seen since the last one logged. */
+  private acceptErrors = 0;
+  private acceptErrorLoggedAt = 0;
+
+  constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry, private readonly servers: PoolRegistry, private readonly log?: Logger) {
     this.bearer = config.admin.token ? new BearerCheck([config.admin.token]) : null;
     this.server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => this.handle(req, res, false));
     // Expect: 100-continue: refuse before inviting the body.
@@ -164,9 +169,22 @@ export class AdminServer {
       this.server.once('error', failed);
       this.server.listen({ host, port }, () => {
         this.server.off('error', failed);
+        // Once listening, an error of the listener (an accept failing at the fd limit) must not
+        // end the process, which an 'error' event without a listener would: log it, at most
+        // every 10 s, with the count.
+        this.server.on('error', (e: Error) => this.acceptFailed(e));
         resolve((this.server.address() as AddressInfo).port);
       });
     });
+  }
+
+  private acceptFailed(e: Error): void {
+    this.acceptErrors++;
+    const now = Date.now();
+    if (now - this.acceptErrorLoggedAt < 10_000) return;
+    this.acceptErrorLoggedAt = now;
+    this.log?.warn({ event: 'admin_accept_failed', err: e.message, count: this.acceptErrors }, 'the admin API could not accept connections');
+    this.acceptErrors = 0;
   }
 
   close(): void {

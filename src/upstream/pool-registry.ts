@@ -107,11 +107,15 @@ export class PoolRegistry {
    * recovers needs no restart), else why registrations are refused.
    */
   private async storeReadable(): Promise<string | null> {
-    await this.restored;
-    if (this.restoreError === null) return null;
-    this.restored = this.tryRestore();
-    await this.restored;
-    return this.restoreError === null ? null : `registered servers not readable from ${this.store.where}: ${this.restoreError}`;
+    for (;;) {
+      const current = this.restored;
+      await current;
+      if (this.restoreError === null) return null;
+      if (this.restored !== current) continue; // another request is trying already: wait for it
+      this.restored = this.tryRestore();
+      await this.restored;
+      return this.restoreError === null ? null : `registered servers not readable from ${this.store.where}: ${this.restoreError}`;
+    }
   }
 
   private async restore(): Promise<void> {
