@@ -99,6 +99,14 @@ test('HEAD /readyz (HTTP/1.0 and 1.1) answers as GET does, without a body; HEAD 
   t.is(del.body, '');
 });
 
+test('a request target in absolute form is served like its path; a query is ignored', async (t) => {
+  for (const target of [`http://127.0.0.1:${open.adminPort}/readyz`, 'HTTP://crowd.internal/readyz?probe=1', '/readyz?probe=1']) {
+    const a = parseAnswer((await untilClose(open.adminPort, `GET ${target} HTTP/1.0\r\n\r\n`)).raw, true);
+    t.is(a.status, 200, target);
+    t.like(JSON.parse(a.body), { status: 'ready' });
+  }
+});
+
 test('HTTP/1.0 with the admin token: 401 without it, 200 with it', async (t) => {
   const none = parseAnswer((await untilClose(guarded.adminPort, 'GET /readyz HTTP/1.0\r\n\r\n')).raw, true);
   t.is(none.status, 401);

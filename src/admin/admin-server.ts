@@ -95,7 +95,7 @@ export class AdminServer {
 
   private route(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void {
     const method = (req.method ?? '').toLowerCase();
-    const url = (req.url ?? '/').split('?')[0];
+    const url = pathOf(req.url ?? '/');
     const head = method === 'head';
     if (this.bearer && this.bearer.check(req.headers.authorization ?? '') !== null) return refuse(req, res, 'CROWD_UNAUTHORIZED', { head });
     const { methods, param } = this.resolve(url);
@@ -191,6 +191,21 @@ export class AdminServer {
     this.server.close();
     this.server.closeAllConnections();
   }
+}
+
+/**
+ * The path of a request target: origin-form ("/readyz?x") or absolute-form
+ * ("http://host:2105/readyz", which HTTP/1.1 servers must accept and some checkers send).
+ */
+function pathOf(target: string): string {
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      return new URL(target).pathname;
+    } catch {
+      return target;
+    }
+  }
+  return target.split('?')[0];
 }
 
 function tooLarge(): AdminAnswer {
