@@ -31,8 +31,8 @@ import { createRingBuffer, SpscRing } from './ring/spsc-ring.js';
 import { addHistograms, snapshotHistogram } from './stats/histogram.js';
 import { SinkHost, type SinkStats } from './sinks/sink-host.js';
 import { createSink } from './sinks/create-sink.js';
-import type { ServerInfo } from './sinks/http/backend.js';
-import { PoolRegistry } from './sinks/http/pool-registry.js';
+import type { ServerInfo } from './upstream/backend.js';
+import { PoolRegistry } from './upstream/pool-registry.js';
 
 const LANE_STATE_NAMES = ['starting', 'ready', 'unwritable', 'stopped', 'failed'];
 const MAX_LANE_RESTARTS = 5;
@@ -138,7 +138,7 @@ export class Crowd implements StatsSource {
     const port = c.listen.port === 0 && c.threads.acceptors > 1 ? await freePort(c.listen.host) : c.listen.port;
     this.ingestPort = await this.startAcceptor(0, lanePortsForAcceptors[0], port);
     for (let a = 1; a < c.threads.acceptors; a++) await this.startAcceptor(a, lanePortsForAcceptors[a], this.ingestPort);
-    this.admin = new AdminServer(c, this, createMetrics(this), this.servers);
+    this.admin = new AdminServer(c, this, createMetrics(this), this.servers, this.log);
     this.adminPort = await this.admin.listen();
     this.log.info(
       { event: 'started', ingest: `${c.listen.host}:${this.ingestPort}`, admin: `${c.admin.host}:${this.adminPort}`, dataDir: c.dataDir, threads: c.threads, config: c.source },

@@ -6,7 +6,7 @@ import { runCli, startCrowd, tempDir, writeConfig, type CrowdProcess } from './h
 import { admin, deliveryReport, sleep, startBackends, until } from './helpers/backend.js';
 import { runLoad } from './helpers/load.js';
 import { rawRequest } from './helpers/raw-http.js';
-import { checkTarget } from '../src/sinks/http/target-policy.js';
+import { checkTarget } from '../src/upstream/target-policy.js';
 
 const INTERVAL_MS = 200;
 

@@ -4,9 +4,9 @@ import test from 'ava';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import type { HttpSinkConfig, PoolConfig } from '../src/config/types.js';
 import { createLogger } from '../src/logger.js';
-import { Backend } from '../src/sinks/http/backend.js';
-import { Balancer } from '../src/sinks/http/balancer.js';
-import { retryAfterMs } from '../src/sinks/http/http-sink.js';
+import { Backend } from '../src/upstream/backend.js';
+import { Balancer } from '../src/upstream/balancer.js';
+import { retryAfterMs } from '../src/upstream/answer-class.js';
 
 const pools = { 'leads-api': { servers: ['http://10.0.0.5:8080'] } };
 const load = (doc: Record<string, unknown>) => loadConfig({ env: {}, overrides: doc });

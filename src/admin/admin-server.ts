@@ -5,20 +5,22 @@
  * request needs `Authorization: Bearer <token>` (compared in constant time); the config
  * refuses a non-loopback admin.host without a token.
  *
- * uWS rules kept here: a `res` is never touched after it is answered or aborted (onAborted is
- * registered before any asynchronous step), handlers never throw into uWS, HEAD answers use
- * endWithoutBody(0) only, and a refusal that leaves a request body unread is answered on the
- * next loop turn with the connection closed (answering at once lets this uWS build parse the
- * unread body as further requests; sendRefusal in src/acceptor/replies.ts).
+ * Served by Node's own `http` module, not uWS: the admin API is not on the hot path, and the
+ * uWS build crowd uses never answers HTTP/1.0, which load balancers' health checks (HAProxy's
+ * `option httpchk`, nginx's default `proxy_pass`) and tools like `ab` still send. Node's
+ * parser speaks HTTP/1.0 and 1.1, keep-alive and chunked bodies; what it cannot parse gets
+ * 400 CROWD_BAD_FRAMING and a close. Refusals decided from the headers: see refuse(). A body
+ * past MAX_ADMIN_BODY without a declared length is read and dropped, then answered 413, as
+ * before.
  */
-import type { TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { BearerCheck } from '../acceptor/ingest-auth.js';
-import { loadUws } from '../acceptor/uws.js';
-import { sendRefusal } from '../acceptor/replies.js';
 import type { CrowdConfig } from '../config/types.js';
-import { statusLine } from '../errors.js';
-import type { PoolRegistry } from '../sinks/http/pool-registry.js';
+import { ERRORS, type ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { PoolRegistry } from '../upstream/pool-registry.js';
 import { errorAnswer, json, listServers, registerServer, removeServer, serverDetail, type AdminAnswer } from './servers-api.js';
 import type { StatsSource } from './stats-source.js';
 
@@ -57,58 +59,76 @@ export async function statsDocument(src: StatsSource): Promise<StatsDocument> {
 type Handler = (body: Buffer, param: string) => Promise<AdminAnswer> | AdminAnswer;
 type Methods = Partial<Record<'get' | 'post' | 'delete', Handler>>;
 
-const WITH_BODY = new Set(['post', 'put', 'patch']);
+/** Time for a client to send its request line and headers, and its whole request. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export class AdminServer {
-  private readonly uws = loadUws();
-  private readonly app: TemplatedApp;
-  private socket: us_listen_socket | null = null;
+  private readonly server: http.Server;
   /** `admin.token`: the same constant-time bearer check as the ingest routes' `auth.bearer`. */
   private readonly bearer: BearerCheck | null;
 
-  constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry, private readonly servers: PoolRegistry) {
+  /** Accept errors (EMFILE at the fd limit, say) seen since the last one logged. */
+  private acceptErrors = 0;
+  private acceptErrorLoggedAt = 0;
+
+  constructor(private readonly config: CrowdConfig, private readonly src: StatsSource, private readonly registry: Registry, private readonly servers: PoolRegistry, private readonly log?: Logger) {
     this.bearer = config.admin.token ? new BearerCheck([config.admin.token]) : null;
-    this.app = this.uws.App();
-    this.app.any('/*', (res, req) => {
-      const method = req.getMethod();
-      const url = req.getUrl();
-      const head = method === 'head';
-      const hasBody = WITH_BODY.has(method) || req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
-      if (this.bearer && this.bearer.check(req.getHeader('authorization')) !== null) return sendRefusal(res, 'CROWD_UNAUTHORIZED', hasBody, { head });
-      const { methods, param } = this.resolve(url);
-      if (!methods) return sendRefusal(res, 'CROWD_NOT_FOUND', hasBody, { head });
-      const handler = methods[method as keyof Methods];
-      if (!handler) return sendRefusal(res, 'CROWD_METHOD_NOT_ALLOWED', hasBody, { head, allow: Object.keys(methods).map((m) => m.toUpperCase()).join(', ') });
-      let closed = false;
-      res.onAborted(() => (closed = true));
-      const answer = (a: AdminAnswer) => {
-        if (closed) return;
-        closed = true;
-        res.cork(() => res.writeStatus(statusLine(a.status)).writeHeader('Content-Type', a.type).end(a.body));
-      };
-      const run = (body: Buffer) => {
-        let p: Promise<AdminAnswer>;
-        try {
-          p = Promise.resolve(handler(body, param));
-        } catch (e) {
-          p = Promise.reject(e);
-        }
-        p.then(answer, (e: Error) => answer(errorAnswer('CROWD_INTERNAL', { detail: e.message })));
-      };
-      if (!hasBody) return run(Buffer.alloc(0));
-      // Read the whole body (copying chunks: uWS reuses their memory), whatever the method, before
-      // answering; past the limit the rest is read and dropped, and the answer is 413.
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.onData((chunk, isLast) => {
-        if (closed) return;
-        size += chunk.byteLength;
-        if (size <= MAX_ADMIN_BODY) chunks.push(Buffer.from(new Uint8Array(chunk)));
-        if (!isLast) return;
-        if (size > MAX_ADMIN_BODY) answer(errorAnswer('CROWD_BODY_TOO_LARGE', { detail: `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes` }));
-        else run(Buffer.concat(chunks));
-      });
+    this.server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => this.handle(req, res, false));
+    // Expect: 100-continue: refuse before inviting the body.
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res, true));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => refuseUnparsable(err, socket));
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void {
+    if (lingering.has(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
+    try {
+      this.route(req, res, expectsContinue);
+    } catch (e) {
+      if (!res.headersSent) send(res, req, errorAnswer('CROWD_INTERNAL', { detail: (e as Error).message }));
+      else res.destroy();
+    }
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void {
+    const method = (req.method ?? '').toLowerCase();
+    const url = pathOf(req.url ?? '/');
+    const head = method === 'head';
+    if (this.bearer && this.bearer.check(req.headers.authorization ?? '') !== null) return refuse(req, res, 'CROWD_UNAUTHORIZED', { head });
+    const { methods, param } = this.resolve(url);
+    if (!methods) return refuse(req, res, 'CROWD_NOT_FOUND', { head });
+    // HEAD is GET without the body (as HTTP defines it): `option httpchk HEAD /readyz` works.
+    const handler = methods[method as keyof Methods] ?? (head ? methods.get : undefined);
+    if (!handler) return refuse(req, res, 'CROWD_METHOD_NOT_ALLOWED', { head, allow: Object.keys(methods).map((m) => m.toUpperCase()).join(', ') });
+    if (Number(req.headers['content-length'] ?? 0) > MAX_ADMIN_BODY) {
+      return refuse(req, res, 'CROWD_BODY_TOO_LARGE', { head, answer: tooLarge() });
+    }
+    const run = (body: Buffer) => {
+      let p: Promise<AdminAnswer>;
+      try {
+        p = Promise.resolve(handler(body, param));
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then((a) => send(res, req, a), (e: Error) => send(res, req, errorAnswer('CROWD_INTERNAL', { detail: e.message })));
+    };
+    if (expectsContinue) res.writeContinue();
+    // Read the whole body, whatever the method, before answering; past the limit the rest is
+    // read and dropped, and the answer is 413.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_ADMIN_BODY) chunks.push(chunk);
     });
+    req.on('end', () => {
+      if (size > MAX_ADMIN_BODY) send(res, req, tooLarge());
+      else run(Buffer.concat(chunks));
+    });
+    req.on('error', () => res.destroy());
   }
 
   private resolve(url: string): { methods: Methods | undefined; param: string } {
@@ -145,17 +165,115 @@ export class AdminServer {
   listen(): Promise<number> {
     const { host, port } = this.config.admin;
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (s) => {
-        if (!s) return reject(new Error(`admin API cannot listen on ${host}:${port}`));
-        this.socket = s;
-        resolve(this.uws.us_socket_local_port(s));
+      const failed = (e: Error) => reject(new Error(`admin API cannot listen on ${host}:${port}: ${e.message}`));
+      this.server.once('error', failed);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', failed);
+        // Once listening, an error of the listener (an accept failing at the fd limit) must not
+        // end the process, which an 'error' event without a listener would: log it, at most
+        // every 10 s, with the count.
+        this.server.on('error', (e: Error) => this.acceptFailed(e));
+        resolve((this.server.address() as AddressInfo).port);
       });
     });
   }
 
-  close(): void {
-    if (this.socket) this.uws.us_listen_socket_close(this.socket);
-    this.socket = null;
-    (this.app as TemplatedApp & { close(): void }).close();
+  private acceptFailed(e: Error): void {
+    this.acceptErrors++;
+    const now = Date.now();
+    if (now - this.acceptErrorLoggedAt < 10_000) return;
+    this.acceptErrorLoggedAt = now;
+    this.log?.warn({ event: 'admin_accept_failed', err: e.message, count: this.acceptErrors }, 'the admin API could not accept connections');
+    this.acceptErrors = 0;
   }
+
+  close(): void {
+    this.server.close();
+    this.server.closeAllConnections();
+  }
+}
+
+/**
+ * The path of a request target: origin-form ("/readyz?x") or absolute-form
+ * ("http://host:2105/readyz", which HTTP/1.1 servers must accept and some checkers send).
+ */
+function pathOf(target: string): string {
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      return new URL(target).pathname;
+    } catch {
+      return target;
+    }
+  }
+  return target.split('?')[0];
+}
+
+function tooLarge(): AdminAnswer {
+  return errorAnswer('CROWD_BODY_TOO_LARGE', { detail: `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes` });
+}
+
+/**
+ * An answer of a handler (or the error table). HEAD gets the same status and headers,
+ * Content-Length included, and no body.
+ */
+function send(res: http.ServerResponse, req: http.IncomingMessage, a: AdminAnswer, extra: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = Buffer.from(a.body);
+  res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': body.length, ...extra });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * A refusal decided from the request line and headers (401, 404, 405, or 413 from a declared
+ * Content-Length), answered at once; with `Expect: 100-continue` before any `100 Continue`,
+ * so the client never uploads the body. Without a body the connection stays open. A request
+ * that carries a body gets its refusal and a close, as before the move to node:http: nothing
+ * after a refused body is ever served as a request. The close lingers (lingerOnClose): the
+ * write side is shut, what the client still sends is read and discarded for a bounded time,
+ * so the kernel never answers unread bytes with a reset that would lose the refusal.
+ */
+function refuse(req: http.IncomingMessage, res: http.ServerResponse, code: ErrorCode, o: { head: boolean; allow?: string; answer?: AdminAnswer }): void {
+  const extra: Record<string, string> = {};
+  if (o.allow) extra.Allow = o.allow;
+  const spec = ERRORS[code] as { retryAfter?: boolean };
+  if (spec.retryAfter) extra['Retry-After'] = '1';
+  const framed = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  if (framed) {
+    extra.Connection = 'close';
+    lingerOnClose(req.socket);
+  }
+  send(res, req, o.answer ?? errorAnswer(code), extra);
+  req.resume();
+}
+
+/** How long a closing connection is read and discarded after its refusal (lingering close). */
+const LINGER_MS = 2000;
+/** Connections closing after a refusal: any further request on them is never served. */
+const lingering = new WeakSet<Socket>();
+
+/**
+ * Node closes a connection whose answer said `Connection: close` with socket.destroySoon():
+ * FIN, then at once close(2), which turns bytes still arriving into a reset. Here the FIN goes
+ * out and the socket stays open, its input discarded (Node's parser drops the rest of the
+ * refused body; handle() drops any later request), until the client closes or LINGER_MS.
+ */
+function lingerOnClose(socket: Socket): void {
+  if (lingering.has(socket)) return;
+  lingering.add(socket);
+  socket.destroySoon = function lingeringClose(this: Socket) {
+    if (this.writable) this.end();
+    setTimeout(() => this.destroy(), LINGER_MS).unref();
+    this.once('end', () => this.destroy());
+    this.resume();
+  };
+}
+
+/** What Node's HTTP parser refused (malformed request line, headers, framing): 400 and close. */
+function refuseUnparsable(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const a = errorAnswer('CROWD_BAD_FRAMING', { detail: err.message });
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(a.body)}\r\nConnection: close\r\n\r\n${a.body}`);
 }

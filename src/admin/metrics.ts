@@ -7,7 +7,7 @@
  */
 import client from 'prom-client';
 import type { HistogramSnapshot } from '../stats/histogram.js';
-import type { ServerInfo } from '../sinks/http/backend.js';
+import type { ServerInfo } from '../upstream/backend.js';
 import type { StatsSource } from './stats-source.js';
 
 type Labels = Record<string, string | number>;

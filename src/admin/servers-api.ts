@@ -10,7 +10,7 @@
 import { Ajv } from 'ajv';
 import { serverRegistrationSchema } from '../config/schema.js';
 import { ERRORS, errorDocument, type ErrorCode } from '../errors.js';
-import type { PoolRegistry, Registration } from '../sinks/http/pool-registry.js';
+import type { PoolRegistry, Registration } from '../upstream/pool-registry.js';
 
 export interface AdminAnswer {
   status: number;
@@ -30,7 +30,7 @@ export function errorAnswer(code: ErrorCode, more: { detail?: string; [field: st
   return json(ERRORS[code].status, errorDocument(code, more));
 }
 
-export function registerServer(registry: PoolRegistry, body: Buffer): AdminAnswer {
+export async function registerServer(registry: PoolRegistry, body: Buffer): Promise<AdminAnswer> {
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
@@ -42,13 +42,13 @@ export function registerServer(registry: PoolRegistry, body: Buffer): AdminAnswe
     const extra = e.params && 'additionalProperty' in e.params ? ` ("${e.params.additionalProperty}")` : '';
     return errorAnswer('CROWD_INVALID_REQUEST', { detail: `${e.instancePath || '(body)'} ${e.message}${extra}` });
   }
-  const r = registry.register(doc as Registration);
+  const r = await registry.register(doc as Registration);
   if (!r.ok) return errorAnswer(r.code, { detail: r.detail });
   return json(r.created ? 201 : 200, { ...r.server, created: r.created });
 }
 
-export function removeServer(registry: PoolRegistry, id: string): AdminAnswer {
-  const s = registry.remove(id);
+export async function removeServer(registry: PoolRegistry, id: string): Promise<AdminAnswer> {
+  const s = await registry.remove(id);
   if (!s) return errorAnswer('CROWD_UNKNOWN_SERVER', { detail: `no server "${id}"` });
   return json(202, s);
 }

@@ -32,7 +32,7 @@ export interface StatsSource {
   lanes(): LaneStats[];
   rings(): RingStats[];
   /** Every server of every HTTP pool (GET /servers, /stats/detail, /metrics). */
-  serverList(): import('../sinks/http/backend.js').ServerInfo[];
+  serverList(): import('../upstream/backend.js').ServerInfo[];
   /** Requests answered by HTTP pool servers, 2xx (success) or not (failed), since start. */
   serverTotals(): { success: number; failed: number };
 }

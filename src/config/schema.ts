@@ -55,7 +55,7 @@ const redisSink = {
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 
-/** Active health check of a pool's servers (src/sinks/http/health-check.ts). */
+/** Active health check of a pool's servers (src/upstream/health-check.ts). */
 const healthCheck = {
   type: 'object',
   additionalProperties: false,

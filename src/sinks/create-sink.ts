@@ -2,7 +2,7 @@
 import type { HttpSinkConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import { HttpSink } from './http/http-sink.js';
-import type { PoolRegistry } from './http/pool-registry.js';
+import type { PoolRegistry } from '../upstream/pool-registry.js';
 import { KafkaSink, type KafkaSinkConfig } from './kafka/kafka-sink.js';
 import type { RedisSinkConfig } from './redis/redis-commands.js';
 import { RedisSink } from './redis/redis-sink.js';

@@ -19,16 +19,15 @@ import type { HttpSinkConfig } from '../../config/types.js';
 import type { Logger } from '../../logger.js';
 import { retryBackoffMs, type BackoffLimits } from '../retry-backoff.js';
 import type { DeliveryOutcome, OutboundMessage, Sink, SinkHealth } from '../sink-types.js';
-import type { Backend } from './backend.js';
-import type { PoolRuntime } from './pool-registry.js';
+import type { Backend } from '../../upstream/backend.js';
+import { classifyAnswer, retryAfterMs } from '../../upstream/answer-class.js';
+import type { PoolRuntime } from '../../upstream/pool-registry.js';
 
 /** Request headers never replayed (hop-by-hop, or set by the client library from the body). */
 const NOT_REPLAYED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length',
   'expect', 'proxy-authorization', 'proxy-authenticate', 'crowd-id', 'idempotency-key',
 ]);
-/** Longest Retry-After honoured; beyond it the message is tried again after this. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
 /** Bytes of a refusing answer's body kept in the dead-letter reason. */
 const REASON_BODY_BYTES = 200;
 
@@ -144,27 +143,34 @@ export class HttpSink implements Sink {
       this.wakeHost?.();
     }
     const where = server.origin.origin;
-    if (status === 0) {
-      const err = r.error as Error & { code?: string };
-      const why = err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' ? `timeout after ${this.cfg.timeoutMs} ms` : (err.code ?? err.message);
-      server.failedRequest(latency, why);
-      this.retry(m, server, `${where}: ${why}`, undefined, done);
-    } else if (status >= 200 && status < 300) {
-      server.succeeded(latency, true);
-      this.release(orderKey, m);
-      done({ kind: 'delivered', detail: `${where} ${status}` });
-    } else if (status >= 500 || status === 408) {
-      server.failedRequest(latency, `answered ${status}`);
-      this.retry(m, server, `${where} answered ${status}`, status === 503 ? retryAfterMs(r.retryAfter) : undefined, done);
-    } else if (status === 429) {
-      server.succeeded(latency, false);
-      const after = retryAfterMs(r.retryAfter);
-      if (after !== undefined) server.pausedUntil = Math.max(server.pausedUntil, Date.now() + after);
-      this.retry(m, server, `${where} answered 429`, after, done);
-    } else {
-      server.succeeded(latency, false);
-      this.release(orderKey, m);
-      done({ kind: 'dead', reason: `http ${status} from ${where}${text ? `: ${text.replace(/\s+/g, ' ').trim()}` : ''}` });
+    switch (classifyAnswer(status)) {
+      case 'no-answer': {
+        const err = r.error as Error & { code?: string };
+        const why = err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' ? `timeout after ${this.cfg.timeoutMs} ms` : (err.code ?? err.message);
+        server.failedRequest(latency, why);
+        this.retry(m, server, `${where}: ${why}`, undefined, done);
+        return;
+      }
+      case 'delivered':
+        server.succeeded(latency, true);
+        this.release(orderKey, m);
+        done({ kind: 'delivered', detail: `${where} ${status}` });
+        return;
+      case 'retry':
+        server.failedRequest(latency, `answered ${status}`);
+        this.retry(m, server, `${where} answered ${status}`, status === 503 ? retryAfterMs(r.retryAfter) : undefined, done);
+        return;
+      case 'throttled': {
+        server.succeeded(latency, false);
+        const after = retryAfterMs(r.retryAfter);
+        if (after !== undefined) server.pausedUntil = Math.max(server.pausedUntil, Date.now() + after);
+        this.retry(m, server, `${where} answered 429`, after, done);
+        return;
+      }
+      case 'dead':
+        server.succeeded(latency, false);
+        this.release(orderKey, m);
+        done({ kind: 'dead', reason: `http ${status} from ${where}${text ? `: ${text.replace(/\s+/g, ' ').trim()}` : ''}` });
     }
   }
 
@@ -188,15 +194,6 @@ export class HttpSink implements Sink {
   }
 
   async close(): Promise<void> {}
-}
-
-/** Retry-After as seconds or an HTTP date, in ms from now (bounded); undefined when absent or unreadable. */
-export function retryAfterMs(v: string | string[] | undefined): number | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  if (!s) return undefined;
-  const ms = /^\s*[0-9]+\s*$/.test(s) ? Number(s) * 1000 : Date.parse(s) - Date.now();
-  if (!Number.isFinite(ms)) return undefined;
-  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
 interface ReplayResult {

@@ -11,8 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
-import type { HealthCheckConfig, PoolConfig } from '../../config/types.js';
-import type { Logger } from '../../logger.js';
+import type { HealthCheckConfig, PoolConfig } from '../config/types.js';
+import type { Logger } from '../logger.js';
 import { runHealthCheck } from './health-check.js';
 
 export type ServerState = 'healthy' | 'unhealthy' | 'draining';

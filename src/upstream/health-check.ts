@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { Agent, request } from 'undici';
-import type { HealthCheckConfig } from '../../config/types.js';
+import type { HealthCheckConfig } from '../config/types.js';
 
 let checkAgent: Agent | null = null;
 
