@@ -37,6 +37,8 @@ export interface LaneTask {
 }
 
 const RECORD_FSYNC = 1;
+/** The acceptor cancelled the record before handing it over (src/acceptor/ring-writer.ts): never stored. */
+const RECORD_CANCELLED = 2;
 /**
  * Fault injection for the crash tests: the lane throws once, between writing a batch and its
  * fsync (mid-batch), after this many records. Never set in production.
@@ -121,8 +123,10 @@ export function runLane(t: LaneTask): { records: number } {
     for (let i = 0; i < rings.length; i++) {
       const ring = rings[i];
       readPos[i] = ring.read(readPos[i], maxBatchBytes - len, (idx, n) => {
+        const flags = ring.data[idx];
+        if (flags & RECORD_CANCELLED) return;
         const payload = n - 1;
-        if (ring.data[idx] & RECORD_FSYNC) needSync = true;
+        if (flags & RECORD_FSYNC) needSync = true;
         batch.writeUInt32LE(FRAME_MAGIC, len);
         batch.writeUInt32LE(payload, len + 8);
         batch.set(ring.data.subarray(idx + 1, idx + n), len + FRAME_HEADER);
