@@ -15,6 +15,8 @@ export interface DumpLine {
   key: string;
   headers: Record<string, string>;
   contentType: string;
+  /** The Content-Encoding the client sent; absent when it sent none. */
+  contentEncoding?: string;
   body: string;
   bodyEncoding?: 'base64';
   method: string;
@@ -42,6 +44,7 @@ export function dumpLog(dataDir: string, opts: { topic?: string; from?: number }
       lane: r.lane,
       offset: r.offset,
     };
+    if (e.contentEncoding) line.contentEncoding = e.contentEncoding;
     try {
       line.body = utf8.decode(e.body);
     } catch {
