@@ -11,7 +11,14 @@ let strict: CrowdProcess;
 
 test.before(async () => {
   [crowd, strict] = await Promise.all([
-    startCrowd({ config: { routes: [{ path: '/small', maxBodyBytes: 1024 }, { path: '/any' }, { path: '/json', contentTypes: ['application/json'] }] } }),
+    startCrowd({
+      config: {
+        routes: [
+          { path: '/small', maxBodyBytes: 1024 }, { path: '/any' }, { path: '/json', contentTypes: ['application/json'] },
+          { path: '/limited', maxBodyBytes: 4096, rateLimit: { perSecond: 1 / 3600, burst: 1 } },
+        ],
+      },
+    }),
     startCrowd({ config: { ingest: { maxHeaderCount: 20 }, routes: [{ path: '/any' }] } }),
   ]);
 });
@@ -124,4 +131,27 @@ test.serial('a body too large for lingering (over 16 MiB declared) still gets it
 
 test.serial('after a lingering refusal crowd still serves: a 200 follows on a new connection', async (t) => {
   t.is((await rawRequest(crowd.port, post('/any', '{}'))).status, 200);
+});
+
+test.serial('a refusal sent after the body (429) of a chunked body that never ends: answered and closed once past maxBodyBytes', async (t) => {
+  t.is((await rawRequest(crowd.port, post('/limited', '{}'))).status, 200); // the one place of the hour
+  const answer = await new Promise<{ raw: string; closed: boolean }>((resolve) => {
+    const s = net.connect(crowd.port, '127.0.0.1');
+    let raw = '';
+    const chunk = `400\r\n${'z'.repeat(0x400)}\r\n`;
+    const pump = setInterval(() => s.writable && s.write(chunk), 5); // 1 KiB every 5 ms, never the last chunk
+    const timer = setTimeout(() => finish(false), 15_000);
+    const finish = (closed: boolean) => {
+      clearInterval(pump);
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ raw, closed });
+    };
+    s.on('connect', () => s.write('POST /limited HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'));
+    s.on('data', (d) => (raw += d.toString('latin1')));
+    s.on('error', () => {});
+    s.on('close', () => finish(true));
+  });
+  t.regex(answer.raw, /^HTTP\/1\.1 429 /, answer.raw.slice(0, 80));
+  t.true(answer.closed);
 });

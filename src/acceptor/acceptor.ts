@@ -199,10 +199,17 @@ export class Acceptor {
   private refuseAfterBody(res: HttpResponse, code: ErrorCode, route: Route, head: RequestHead, retryAfterSeconds: number): void {
     this.stats.rejected(route, code);
     if (!head.hasBody) return sendRefusal(res, code, false, { head: head.isHead, retryAfterSeconds });
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    res.onData((_chunk, isLast) => {
-      if (isLast && !aborted) sendError(res, code, { head: head.isHead, retryAfterSeconds, close: head.chunked });
+    let done = false;
+    let dropped = 0;
+    res.onAborted(() => (done = true));
+    res.onData((chunk, isLast) => {
+      if (done) return;
+      dropped += chunk.byteLength;
+      // A chunked body is bounded by the route's limit here too: past it, answer and close.
+      const over = dropped > route.cfg.maxBodyBytes;
+      if (!isLast && !over) return;
+      done = true;
+      sendError(res, code, { head: head.isHead, retryAfterSeconds, close: head.chunked || over });
     });
   }
 
