@@ -6,6 +6,10 @@ import { gzipSync } from 'node:zlib';
 import { decodeEnvelope, encodeEnvelopeReference } from '../src/envelope/envelope-codec.js';
 import { envelopeSizeFast, routeFields, stringFieldBytes, writeEnvelopeFast } from '../src/envelope/envelope-writer.js';
 import { runCli, startCrowd } from './helpers/crowd-process.js';
+import { commandWriter, type MessageFormat } from '../src/sinks/redis/redis-commands.js';
+import type { CommandBatch } from '../src/sinks/redis/redis-connection.js';
+import { encodeBatch } from '../src/sinks/redis/resp-connection.js';
+import { nativeMessageEncoder } from '../src/native/redis-native.js';
 import { startBackends, until } from './helpers/backend.js';
 import { rawExchange } from './helpers/raw-http.js';
 
@@ -71,5 +75,25 @@ test('stored and replayed as received: Content-Type with its parameters, Content
     crowd.kill();
     await crowd.exited;
     await backend.kill();
+  }
+});
+
+test('Redis stream entries carry ct as received and ce when present, the native writer and its JS twin alike', (t) => {
+  const f = { stream: 's:{topic}', push: 'right', format: 'raw' } as MessageFormat;
+  const native = nativeMessageEncoder(f);
+  if (!native) return t.fail('the native Redis writer is not built');
+  for (const [ct, ce] of [['text/plain; charset=ISO-8859-1', 'gzip'], ['application/json', ''], ['', 'br']]) {
+    const payload = Buffer.from(encodeEnvelopeReference({
+      id: '01m8vtrf6zp4z66a000001', topic: 't', receivedAtMs: 1, key: 'k', headers: [{ name: 'x-a', value: '1' }],
+      contentType: ct, contentEncoding: ce, body: Buffer.from('b'), method: 'POST', path: '/t', query: '',
+    }));
+    const m = { envelope: decodeEnvelope(payload), payload, lane: 0, offset: 0 };
+    const batch: CommandBatch = { args: [], argc: [] };
+    commandWriter(f)(m, batch);
+    const args = batch.args.map(String);
+    t.is(args[args.indexOf('ct') + 1], ct);
+    t.is(args.includes('ce') ? args[args.indexOf('ce') + 1] : '', ce);
+    t.is(batch.argc[0], args.length);
+    t.is(Buffer.compare(native([m]), encodeBatch(batch)), 0, `${ct} / ${ce}`);
   }
 });
