@@ -60,7 +60,8 @@ export { RECORD_FSYNC } from './ring-writer.js';
 
 /** One request from its head to its answer (the fields of a waiter, ack-waits.ts, and of a record, ring-writer.ts). */
 interface RequestCtx extends AckWaiter, RecordSource, BodyState {
-  head: RequestHead;
+  /** Lower-case, as uWS reports it. */
+  method: string;
   media: string;
   /** Set once the body is complete or refused: later chunks are ignored. */
   done: boolean;
@@ -184,7 +185,7 @@ export class Acceptor {
   private rejectHead(res: HttpResponse, code: ErrorCode, route: Route | null, head: RequestHead | boolean, allow?: string): void {
     this.stats.rejected(route, code);
     if (typeof head === 'boolean') return sendRefusal(res, code, true, { head });
-    const isHead = head.isHead;
+    const isHead = head.isHead; // the head is rewritten by the next request: read it now
     if (head.hasBody) return sendRefusalLingering(res, code, head.cl, head.expectContinue, { head: isHead, allow });
     sendRefusal(res, code, false, { head: isHead, allow });
   }
@@ -198,7 +199,9 @@ export class Acceptor {
    */
   private refuseAfterBody(res: HttpResponse, code: ErrorCode, route: Route, head: RequestHead, retryAfterSeconds: number): void {
     this.stats.rejected(route, code);
-    if (!head.hasBody) return sendRefusal(res, code, false, { head: head.isHead, retryAfterSeconds });
+    const isHead = head.isHead; // the head is rewritten by the next request: read it now
+    if (!head.hasBody) return sendRefusal(res, code, false, { head: isHead, retryAfterSeconds });
+    const chunked = head.chunked;
     let done = false;
     let dropped = 0;
     res.onAborted(() => (done = true));
@@ -209,7 +212,7 @@ export class Acceptor {
       const over = dropped > route.cfg.maxBodyBytes;
       if (!isLast && !over) return;
       done = true;
-      sendError(res, code, { head: head.isHead, retryAfterSeconds, close: head.chunked || over });
+      sendError(res, code, { head: isHead, retryAfterSeconds, close: chunked || over });
     });
   }
 
@@ -232,7 +235,7 @@ export class Acceptor {
     if (refused !== null) return this.rejectHead(res, refused, route, head, refused === 'CROWD_METHOD_NOT_ALLOWED' ? route.allow : undefined);
 
     const ctx: RequestCtx = {
-      res, route, head, media, t0,
+      res, route, method: head.method, media, t0,
       key: route.key.kind === 'header' ? req.getHeader(route.key.name) : '',
       kept: keptHeaders(route, req),
       contentType: head.contentType, contentEncoding: head.contentEncoding,
@@ -288,7 +291,7 @@ export class Acceptor {
     // Stage 6: ring.
     const now = Date.now();
     const id = this.ids.next(now);
-    const rf = ctx.head.method === 'post' && route.postFields ? route.postFields : route.fields.get(ctx.head.method)!;
+    const rf = ctx.method === 'post' && route.postFields ? route.postFields : route.fields.get(ctx.method)!;
     const pos = this.ringWriter.write(ctx, ctx.lane, id, rf, now, body, route.needsFsync);
     if (pos < 0) return this.rejectBody(ctx, 'CROWD_RING_FULL');
     // Stage 7: answer.

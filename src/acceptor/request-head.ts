@@ -72,6 +72,15 @@ function visit(k: string, v: string): void {
   }
 }
 
+/**
+ * The head read by the last readHead call: one object per acceptor thread, rewritten for every
+ * request (no allocation on the hot path). Valid until the next request: what a request needs
+ * after its handler returns is copied from it (acceptor.ts).
+ */
+const scratch: RequestHead = {
+  method: '', isHead: false, url: '', cl: -1, chunked: false, hasBody: false, contentType: '', contentEncoding: '', expectContinue: false,
+};
+
 /** Reads the head of `req`; null when its framing cannot be trusted (400 CROWD_BAD_FRAMING and close). */
 export function readHead(req: HttpRequest, maxHeaderCount: number): RequestHead | null {
   clCount = 0;
@@ -87,11 +96,17 @@ export function readHead(req: HttpRequest, maxHeaderCount: number): RequestHead 
   if (clCount > 1 || teCount > 1 || cl === -2 || (te !== null && (te !== 'chunked' || clCount > 0)) || count > maxHeaderCount || hosts > 1) {
     return null;
   }
-  const method = req.getMethod();
-  return {
-    method, isHead: method === 'head', url: req.getUrl(), cl, chunked: te !== null, hasBody: cl > 0 || te !== null,
-    contentType, contentEncoding, expectContinue: expect,
-  };
+  const h = scratch;
+  h.method = req.getMethod();
+  h.isHead = h.method === 'head';
+  h.url = req.getUrl();
+  h.cl = cl;
+  h.chunked = te !== null;
+  h.hasBody = cl > 0 || te !== null;
+  h.contentType = contentType;
+  h.contentEncoding = contentEncoding;
+  h.expectContinue = expect;
+  return h;
 }
 
 let lastContentType = '';
