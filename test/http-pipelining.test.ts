@@ -84,3 +84,30 @@ test.serial('a refusal answered at once, then a memory-ack request, in one write
   const r = await exchange(crowd.port, post('/t', '{"a":', { 'Content-Type': 'application/json' }) + post('/m', '{"after":"refusal"}'), 2);
   t.deepEqual(statuses(r.raw), [400, 200], r.raw);
 });
+
+test.serial('a cancelled durable record does not keep its wait open: pending acks return to 0 long before ackTimeout', async (t) => {
+  const slow = await startCrowd({ config: { ingest: { ackTimeout: '60s' }, routes: [{ path: '/d' }] } });
+  try {
+    await exchange(slow.port, post('/d', '{"a":1}') + post('/d', '{"a":2}'));
+    const pending = async () => {
+      const r = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(slow.adminPort, '127.0.0.1', () => s.write('GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+        let raw = '';
+        s.on('data', (d) => (raw += d));
+        s.on('end', () => resolve(raw));
+        s.on('error', reject);
+      });
+      return (JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as { pending: number }).pending;
+    };
+    let last = -1;
+    for (let i = 0; i < 100 && last !== 0; i++) {
+      last = await pending();
+      if (last !== 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.is(last, 0, 'the cancelled request still waits');
+    t.deepEqual(await dumpIds(slow.dataDir, 'd'), []);
+  } finally {
+    slow.kill();
+    await slow.exited;
+  }
+});

@@ -120,11 +120,15 @@ export function runLane(t: LaneTask): { records: number } {
     let len = 0;
     let needSync = false;
     let framed = 0;
+    let cancelled = 0;
     for (let i = 0; i < rings.length; i++) {
       const ring = rings[i];
       readPos[i] = ring.read(readPos[i], maxBatchBytes - len, (idx, n) => {
         const flags = ring.data[idx];
-        if (flags & RECORD_CANCELLED) return;
+        if (flags & RECORD_CANCELLED) {
+          cancelled++;
+          return;
+        }
         const payload = n - 1;
         if (flags & RECORD_FSYNC) needSync = true;
         batch.writeUInt32LE(FRAME_MAGIC, len);
@@ -174,6 +178,12 @@ export function runLane(t: LaneTask): { records: number } {
           ctl.setState(LaneState.Ready);
           log.info({ event: 'lane_writable' }, 'log writable again');
         }
+        wake();
+      } else if (len === 0 && cancelled > 0 && !laneLog.hasUnsynced()) {
+        // Only cancelled records, everything before them fsynced: move TAIL past them, so the
+        // acceptor's waits (and its drain) do not hold on to them until the next record.
+        const logEnd = laneLog.endOffset();
+        for (let i = 0; i < rings.length; i++) rings[i].release(readPos[i], logEnd);
         wake();
       }
       publishSizes();
