@@ -31,7 +31,7 @@
 
 /* The hot path: redisWriteEnvelopes takes the batch's stored protobuf envelopes (crowd.proto)
  * back to back in one Buffer, with their end offsets, and builds each message's command in C:
- *   kind 0 stream:  XADD <key> [MAXLEN ~ n] * id <id> body <body> key <key> ct <ct> <h> <v>...
+ *   kind 0 stream:  XADD <key> [MAXLEN ~ n] * id <id> body <body> key <key> ct <ct> [ce <ce>] <h> <v>...
  *                   (envelope format: XADD <key> [MAXLEN ~ n] * id <id> envelope <bytes>)
  *   kind 1 RPUSH / kind 2 LPUSH: <key> <body>   (envelope format: the envelope bytes)
  * where <key> is keyParts joined with the message's topic ("{topic}" in the sink's config).
@@ -562,7 +562,7 @@ typedef struct Field {
 
 #define MAX_HEADERS 256
 typedef struct Msg {
-  Field id, topic, key, ct, body;
+  Field id, topic, key, ct, body, ce;
   Field hname[MAX_HEADERS], hvalue[MAX_HEADERS];
   uint32_t nh;
 } Msg;
@@ -616,6 +616,7 @@ static int on_envelope(void *ctx, uint32_t f, const uint8_t *p, size_t n) {
     case 4: m->key = (Field){p, n}; break;
     case 6: m->ct = (Field){p, n}; break;
     case 7: m->body = (Field){p, n}; break;
+    case 11: m->ce = (Field){p, n}; break;
     case 5:
       if (m->nh >= MAX_HEADERS) return 0;
       m->hname[m->nh] = m->hvalue[m->nh] = (Field){(const uint8_t *)"", 0};
@@ -628,7 +629,7 @@ static int on_envelope(void *ctx, uint32_t f, const uint8_t *p, size_t n) {
 
 static int parse_envelope(Msg *m, const uint8_t *p, size_t n) {
   static const uint8_t empty[1] = {0};
-  m->id = m->topic = m->key = m->ct = m->body = (Field){empty, 0};
+  m->id = m->topic = m->key = m->ct = m->body = m->ce = (Field){empty, 0};
   m->nh = 0;
   return walk(p, p + n, on_envelope, m);
 }
@@ -692,7 +693,7 @@ static void message_command(Out *o, const Spec *sp, const Msg *m, const uint8_t 
     return;
   }
   size_t head = sp->maxlen ? 3 : 0;
-  resp_count(o, '*', sp->envelope ? 7 + head : 11 + head + 2 * (size_t)m->nh);
+  resp_count(o, '*', sp->envelope ? 7 + head : 11 + head + (m->ce.n ? 2 : 0) + 2 * (size_t)m->nh);
   out_put(o, "$4\r\nXADD\r\n", 10);
   resp_key(o, sp, m);
   if (sp->maxlen) {
@@ -712,6 +713,10 @@ static void message_command(Out *o, const Spec *sp, const Msg *m, const uint8_t 
   resp_arg(o, m->key.p, m->key.n);
   out_put(o, "$2\r\nct\r\n", 8);
   resp_arg(o, m->ct.p, m->ct.n);
+  if (m->ce.n) {
+    out_put(o, "$2\r\nce\r\n", 8);
+    resp_arg(o, m->ce.p, m->ce.n);
+  }
   for (uint32_t i = 0; i < m->nh; i++) {
     resp_arg(o, m->hname[i].p, m->hname[i].n);
     resp_arg(o, m->hvalue[i].p, m->hvalue[i].n);

@@ -1,9 +1,19 @@
 /**
  * The acceptor: one uWebSockets.js listener per acceptor thread (SO_REUSEPORT spreads
- * connections). For each request it checks framing, route, method, type and size, copies the
- * body into the ring of the lane chosen for it as a ready-to-store protobuf envelope, and
- * answers: at once (ack memory), or once the record is fsynced (ack durable) or delivered by
- * every sink of the route (ack delivered); those waits are ack-waits.ts.
+ * connections). Each request goes through small stages, each its own module:
+ *
+ *   1. head      request-head.ts   framing and header read (one pass), content headers as sent
+ *   2. route     route-gate.ts     route, method, media type, credentials, declared size, draining
+ *   3. body      body-collector.ts chunks into one body, maxBodyBytes for chunked bodies
+ *   4. check     body-check.ts     HMAC, JSON validity, a `json:/pointer` key out of the body
+ *   5. lane      lane-gate.ts      lane choice, then that lane's checks: state, rate limit,
+ *                                  backlog, log quota (at the head when the lane is known
+ *                                  there, after stage 4 for a key in the body)
+ *   6. ring      ring-writer.ts    the record into the lane's ring, handed over at turn's end
+ *   7. answer    replies.ts, ack-waits.ts: at once (ack memory), once fsynced (durable), or
+ *                                  once delivered by every sink of the route (delivered)
+ *
+ * This file only wires the stages to uWS and to each other.
  *
  * Hot-path rules (platform.md): copy onData chunks before returning; attach onAborted before
  * any asynchronous answer; write asynchronous answers inside cork; one wake-up per lane batch,
@@ -12,13 +22,17 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { CrowdConfig } from '../config/types.js';
 import type { ErrorCode } from '../errors.js';
-import { envelopeSizeFast, stringFieldBytes, writeEnvelopeFast } from '../envelope/envelope-writer.js';
-import { LaneControl, LaneState } from '../lanes/lane-control.js';
-import { RING_CONTROL_BYTES, SpscRing } from '../ring/spsc-ring.js';
-import { JSON_BAD_UTF8, JSON_OK, jsonCheck } from '../native/json-check.js';
+import { LaneControl } from '../lanes/lane-control.js';
+import { SpscRing } from '../ring/spsc-ring.js';
 import { IdGenerator } from './message-ids.js';
-import { RouteTable, resolvePointer, type Route } from './route-table.js';
-import { sendError, sendInternalError, sendReceiptNow, sendRefusal } from './replies.js';
+import { RouteTable, type Route } from './route-table.js';
+import { sendError, sendInternalError, sendReceiptNow, sendRefusal, sendRefusalLingering } from './replies.js';
+import { mediaType, readHead, type RequestHead } from './request-head.js';
+import { keptHeaders, routeRefusal } from './route-gate.js';
+import { collectChunk, MORE, TOO_LARGE, type BodyState } from './body-collector.js';
+import { bodyRefusal } from './body-check.js';
+import { LaneGate } from './lane-gate.js';
+import { RingWriter, type RecordSource } from './ring-writer.js';
 import { AckWaits, type AckWaiter } from './ack-waits.js';
 import { AcceptorStats, type AcceptorSnapshot } from './acceptor-stats.js';
 import { Admission } from './admission.js';
@@ -42,39 +56,19 @@ export interface AcceptorInit {
   routeState: SharedRouteState;
 }
 
-/** Ring record = flags byte + envelope. */
-export const RECORD_FSYNC = 1;
+export { RECORD_FSYNC } from './ring-writer.js';
 
-/** One request from its headers to its answer (the fields of a waiter: ack-waits.ts). */
-interface RequestCtx extends AckWaiter {
-  lane: number;
-  key: string;
-  kept: string[];
-  media: string;
+/** One request from its head to its answer (the fields of a waiter, ack-waits.ts, and of a record, ring-writer.ts). */
+interface RequestCtx extends AckWaiter, RecordSource, BodyState {
+  /** Lower-case, as uWS reports it. */
   method: string;
-  url: string;
-  query: string;
+  media: string;
   /** Set once the body is complete or refused: later chunks are ignored. */
   done: boolean;
   /** The route's HMAC signature header, when it has one. */
   signature: string;
-  /** Content-Length (-1 when chunked), and the body so far when it comes in several chunks. */
-  cl: number;
-  acc: Buffer | null;
-  got: number;
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function isJsonType(media: string): boolean {
-  return media === 'application/json' || media.endsWith('+json');
-}
-
-/** FNV-1a: which lane a partition key goes to (order per key is kept within a lane). */
-function hashKey(k: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  /** The lane is known before the body (no key, or a header key) and passed its checks there. */
+  laneChecked: boolean;
 }
 
 export class Acceptor {
@@ -83,7 +77,6 @@ export class Acceptor {
   private listenSocket: us_listen_socket | null = null;
   private readonly routes: RouteTable;
   private readonly rings: SpscRing[];
-  private readonly ringBufs: Buffer[];
   private readonly lanes: LaneControl[];
   /** Durable and `ack: delivered` requests waiting for their answer. */
   private readonly waits: AckWaits;
@@ -91,9 +84,9 @@ export class Acceptor {
   private readonly stats = new AcceptorStats();
   private readonly retryAfter: number;
   private readonly admission: Admission;
-  private readonly maxLogBytes: number;
+  private readonly laneGate: LaneGate;
+  private readonly ringWriter: RingWriter;
   private readonly maxHeaderCount: number;
-  private rr = 0;
   private draining = false;
   private sweepTimer: NodeJS.Timeout;
 
@@ -101,7 +94,6 @@ export class Acceptor {
     const c = init.config;
     this.routes = new RouteTable(c, init.routeState);
     this.rings = init.rings.map((s) => new SpscRing(s));
-    this.ringBufs = init.rings.map((s) => Buffer.from(s, RING_CONTROL_BYTES, s.byteLength - RING_CONTROL_BYTES));
     this.lanes = init.laneControls.map((s) => new LaneControl(s));
     this.retryAfter = c.ingest.retryAfterSeconds;
     this.admission = new Admission(this.lanes, {
@@ -113,7 +105,8 @@ export class Acceptor {
       watermarks: init.sinkWatermarks ? new Float64Array(init.sinkWatermarks) : null,
       retryAfterSeconds: this.retryAfter, ackTimeoutMs: c.ingest.ackTimeoutMs, poll: c.ingest.ackWait === 'poll',
     });
-    this.maxLogBytes = c.log.maxLogBytes;
+    this.laneGate = new LaneGate(this.lanes, this.waits, this.admission, c.log.maxLogBytes, this.retryAfter);
+    this.ringWriter = new RingWriter(this.rings, this.lanes);
     this.maxHeaderCount = c.ingest.maxHeaderCount;
     this.app = this.uws.App();
     this.app.any('/*', (res, req) => {
@@ -184,147 +177,98 @@ export class Acceptor {
     this.waits.expire();
   }
 
-  /** Counts a refusal and answers it (with a body left unread: next turn, closing; replies.ts). */
-  private reject(res: HttpResponse, code: ErrorCode, route: Route | null, head: boolean, hasBody: boolean, allow?: string, retryAfterSeconds = this.retryAfter): void {
+  /**
+   * A refusal decided from the head (stages 1 and 2), counted and answered. With a body still
+   * to come: when the framing is trusted, after a lingering read of the body (replies.ts);
+   * when it is not, next turn and closing, the rest unread.
+   */
+  private rejectHead(res: HttpResponse, code: ErrorCode, route: Route | null, head: RequestHead | boolean, allow?: string): void {
     this.stats.rejected(route, code);
-    sendRefusal(res, code, hasBody, { head, allow, retryAfterSeconds });
+    if (typeof head === 'boolean') return sendRefusal(res, code, true, { head });
+    const isHead = head.isHead; // the head is rewritten by the next request: read it now
+    if (head.hasBody) return sendRefusalLingering(res, code, head.cl, head.expectContinue, { head: isHead, allow });
+    sendRefusal(res, code, false, { head: isHead, allow });
   }
 
   /**
-   * Back-pressure refusals (429/503) of well-framed requests: the body is read and dropped,
-   * then the refusal goes out with the connection kept, so a client that honours Retry-After
-   * does not pay for a new connection. Answering only after the last chunk is what makes
-   * keeping the connection safe (the bytes after it are a new request, as after any 200).
+   * Back-pressure refusals (429/503) of well-framed requests known at the head: the body is
+   * read and dropped, then the refusal goes out with the connection kept, so a client that
+   * honours Retry-After does not pay for a new connection. Answering only after the last chunk
+   * is what makes keeping the connection safe (the bytes after it are a new request, as after
+   * any 200).
    */
-  private refuseAfterBody(res: HttpResponse, code: ErrorCode, route: Route, head: boolean, hasBody: boolean, retryAfterSeconds: number): void {
-    if (!hasBody) return this.reject(res, code, route, head, false, undefined, retryAfterSeconds);
+  private refuseAfterBody(res: HttpResponse, code: ErrorCode, route: Route, head: RequestHead, retryAfterSeconds: number): void {
     this.stats.rejected(route, code);
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    res.onData((_chunk, isLast) => {
-      if (isLast && !aborted) sendError(res, code, { head, retryAfterSeconds });
+    const isHead = head.isHead; // the head is rewritten by the next request: read it now
+    if (!head.hasBody) return sendRefusal(res, code, false, { head: isHead, retryAfterSeconds });
+    const chunked = head.chunked;
+    let done = false;
+    let dropped = 0;
+    res.onAborted(() => (done = true));
+    res.onData((chunk, isLast) => {
+      if (done) return;
+      dropped += chunk.byteLength;
+      // A chunked body is bounded by the route's limit here too: past it, answer and close.
+      const over = dropped > route.cfg.maxBodyBytes;
+      if (!isLast && !over) return;
+      done = true;
+      sendError(res, code, { head: isHead, retryAfterSeconds, close: chunked || over });
     });
   }
 
-  private lastContentType = '';
-  private lastMedia = '';
-
-  /** "Application/JSON; charset=utf-8" -> "application/json" (clients repeat the same one). */
-  private mediaType(contentType: string): string {
-    if (contentType === this.lastContentType) return this.lastMedia;
-    const semi = contentType.indexOf(';');
-    const media = (semi >= 0 ? contentType.slice(0, semi) : contentType).trim().toLowerCase();
-    this.lastContentType = contentType;
-    this.lastMedia = media;
-    return media;
-  }
-
-  private readonly ctFields = new Map<string, Buffer>();
-
-  /** Field 6 (content type) bytes, cached for the few types a deployment sees. */
-  private contentTypeField(media: string): Buffer {
-    let b = this.ctFields.get(media);
-    if (!b) {
-      b = stringFieldBytes(6, media);
-      if (this.ctFields.size < 256) this.ctFields.set(media, b);
-    }
-    return b;
-  }
-
-  private logFull(): boolean {
-    let bytes = 0;
-    for (const l of this.lanes) bytes += l.logBytes();
-    return bytes >= this.maxLogBytes;
+  /** A refusal decided on the complete body (stages 3 to 6): answered at once, connection kept. */
+  private rejectBody(ctx: RequestCtx, code: ErrorCode, retryAfterSeconds?: number): void {
+    this.stats.rejected(ctx.route, code);
+    sendError(ctx.res, code, { retryAfterSeconds: retryAfterSeconds ?? this.retryAfter, close: ctx.closeAfter });
   }
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const t0 = performance.now();
-    const method = req.getMethod();
-    const head = method === 'head';
-    const url = req.getUrl();
+    // Stage 1: head.
+    const head = readHead(req, this.maxHeaderCount);
+    if (head === null) return this.rejectHead(res, 'CROWD_BAD_FRAMING', null, req.getMethod() === 'head');
+    // Stage 2: route.
+    const route = this.routes.lookup(head.url);
+    if (!route) return this.rejectHead(res, 'CROWD_NOT_FOUND', null, head);
+    const media = mediaType(head.contentType);
+    const refused = routeRefusal(route, head, media, req, this.draining);
+    if (refused !== null) return this.rejectHead(res, refused, route, head, refused === 'CROWD_METHOD_NOT_ALLOWED' ? route.allow : undefined);
 
-    // Framing: uWS of this build takes the first of two Content-Length headers and accepts any
-    // Transfer-Encoding; crowd refuses both (request smuggling), and counts headers.
-    let clCount = 0;
-    let cl = -1;
-    let te: string | null = null;
-    let teCount = 0;
-    let headers = 0;
-    let hosts = 0;
-    let contentType = '';
-    req.forEach((k, v) => {
-      headers++;
-      if (k === 'content-length') {
-        clCount++;
-        cl = /^[0-9]{1,15}$/.test(v) ? Number(v) : -2;
-      } else if (k === 'transfer-encoding') {
-        teCount++;
-        te = v;
-      } else if (k === 'content-type') {
-        contentType = v;
-      } else if (k === 'host') {
-        hosts++;
-      }
-    });
-    // Exactly one Host (RFC 9112 3.2: a request with several gets 400).
-    if (clCount > 1 || teCount > 1 || cl === -2 || (te !== null && (te !== 'chunked' || clCount > 0)) || headers > this.maxHeaderCount || hosts > 1) {
-      return this.reject(res, 'CROWD_BAD_FRAMING', null, head, true);
-    }
-    const hasBody = cl > 0 || te !== null;
-
-    const route = this.routes.lookup(url);
-    if (!route) return this.reject(res, 'CROWD_NOT_FOUND', null, head, hasBody);
-    if (!route.methods.has(method)) return this.reject(res, 'CROWD_METHOD_NOT_ALLOWED', route, head, hasBody, route.allow);
-    const media = this.mediaType(contentType);
-    if (!route.acceptsAnyType && !route.contentTypes.has(media)) {
-      return this.reject(res, 'CROWD_UNSUPPORTED_MEDIA_TYPE', route, head, hasBody);
-    }
-    if (route.bearer) {
-      const denied = route.bearer.check(req.getHeader('authorization'));
-      if (denied) return this.reject(res, denied, route, head, hasBody);
-    }
-    const signature = route.hmac ? req.getHeader(route.hmac.header) : '';
-    const maxBody = route.cfg.maxBodyBytes;
-    if (cl > maxBody) return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, head, true);
-    if (this.draining) return this.reject(res, 'CROWD_DRAINING', route, head, true);
-
-    const laneCount = this.rings.length;
-    let key = '';
-    if (route.key.kind === 'header') key = req.getHeader(route.key.name);
-    let lane = 0;
-    if (laneCount > 1) lane = key !== '' ? hashKey(key) % laneCount : this.rr++ % laneCount;
-    const laneState = this.lanes[lane].state();
-    if (laneState !== LaneState.Ready) {
-      return this.refuseAfterBody(res, laneState === LaneState.Unwritable ? 'CROWD_LOG_UNAVAILABLE' : 'CROWD_NOT_READY', route, head, hasBody, this.retryAfter);
-    }
-    if (route.rateLimit && !route.rateLimit.tryTake()) {
-      return this.refuseAfterBody(res, 'CROWD_RATE_LIMITED', route, head, hasBody, this.admission.clamp(route.rateLimit.retryAfterSeconds()));
-    }
-    if (route.needsFsync) {
-      const backlog = this.waits.backlog(lane);
-      if (backlog >= this.admission.limit[lane]) {
-        return this.refuseAfterBody(res, 'CROWD_OVERLOADED', route, head, hasBody, this.admission.queueRetryAfter(lane, backlog));
-      }
-    }
-    if (this.logFull()) return this.refuseAfterBody(res, 'CROWD_LOG_FULL', route, head, hasBody, this.admission.logRetryAfter());
-
-    const kept: string[] = [];
-    for (const name of route.keepHeaders) {
-      const v = req.getHeader(name);
-      if (v !== '') kept.push(name, v);
-    }
     const ctx: RequestCtx = {
-      res, route, lane, key, kept, media, method, url, query: req.getQuery() ?? '', t0,
-      aborted: false, done: false, id: '', pos: 0, logEnd: 0, cl, acc: null, got: 0, signature,
+      res, route, method: head.method, media, t0,
+      key: route.key.kind === 'header' ? req.getHeader(route.key.name) : '',
+      kept: keptHeaders(route, req),
+      contentType: head.contentType, contentEncoding: head.contentEncoding,
+      query: req.getQuery() ?? '',
+      signature: route.hmac ? req.getHeader(route.hmac.header) : '',
+      cl: head.cl, maxBody: route.cfg.maxBodyBytes, acc: null, got: 0,
+      lane: 0, at: -1, turn: 0, laneChecked: false,
+      aborted: false, done: false, id: '', pos: 0, logEnd: 0, closeAfter: head.chunked,
     };
+    // Stage 5 at the head when the lane is known here (no key, or a header key).
+    if (route.key.kind !== 'json') {
+      ctx.lane = this.laneGate.choose(ctx.key);
+      const no = this.laneGate.refusal(route, ctx.lane);
+      if (no !== null) return this.refuseAfterBody(res, no, route, head, this.laneGate.retryAfterSeconds);
+      ctx.laneChecked = true;
+    }
     res.onAborted(() => {
       ctx.aborted = true;
+      // Closed before its answer: a record not yet handed to the lane is not stored (ring-writer.ts).
+      this.ringWriter.cancel(ctx);
     });
-
+    // Stage 3: body.
     res.onData((chunk, isLast) => {
       if (ctx.done || ctx.aborted) return;
       try {
-        this.onBodyChunk(ctx, chunk, isLast);
+        const body = collectChunk(ctx, chunk, isLast);
+        if (body === MORE) return;
+        ctx.done = true;
+        if (body === TOO_LARGE) {
+          this.stats.rejected(route, 'CROWD_BODY_TOO_LARGE');
+          return sendRefusalLingering(res, 'CROWD_BODY_TOO_LARGE', -1, false);
+        }
+        this.complete(ctx, body);
       } catch (e) {
         ctx.done = true;
         this.internalError(res, e);
@@ -332,110 +276,33 @@ export class Acceptor {
     });
   }
 
-  private onBodyChunk(ctx: RequestCtx, chunk: ArrayBuffer, isLast: boolean): void {
-    const { res, route } = ctx;
-    const maxBody = route.cfg.maxBodyBytes;
-    const n = chunk.byteLength;
-    if (ctx.got + n > maxBody) {
-      ctx.done = true;
-      return this.reject(res, 'CROWD_BODY_TOO_LARGE', route, false, true);
-    }
-    if (isLast && ctx.acc === null) {
-      // The common case: the whole body in one chunk, used before the callback returns.
-      ctx.done = true;
-      return this.complete(ctx, new Uint8Array(chunk));
-    }
-    // Several chunks (or a chunked upload): copy them, since uWS reuses chunk memory.
-    let acc = ctx.acc ?? Buffer.allocUnsafe(ctx.cl > 0 ? ctx.cl : Math.min(maxBody, 65536));
-    if (ctx.got + n > acc.length) {
-      const bigger = Buffer.allocUnsafe(Math.min(maxBody, Math.max(acc.length * 2, ctx.got + n)));
-      acc.copy(bigger, 0, 0, ctx.got);
-      acc = bigger;
-    }
-    acc.set(new Uint8Array(chunk), ctx.got);
-    ctx.acc = acc;
-    ctx.got += n;
-    if (isLast) {
-      ctx.done = true;
-      this.complete(ctx, acc.subarray(0, ctx.got));
-    }
-  }
-
+  /** Stages 4 to 7 on the complete body (used before the uWS callback returns). */
   private complete(ctx: RequestCtx, body: Uint8Array): void {
     const { res, route } = ctx;
-    if (route.hmac) {
-      const denied = route.hmac.check(ctx.signature, body, Date.now());
-      if (denied) return this.reject(res, denied, route, false, false);
+    // Stage 4: check.
+    const bad = bodyRefusal(route, ctx.media, ctx.signature, body, ctx);
+    if (bad !== null) return this.rejectBody(ctx, bad);
+    // Stage 5 for a key in the body: the lane that takes the record is the one checked.
+    if (!ctx.laneChecked) {
+      ctx.lane = this.laneGate.choose(ctx.key);
+      const no = this.laneGate.refusal(route, ctx.lane);
+      if (no !== null) return this.rejectBody(ctx, no, this.laneGate.retryAfterSeconds);
     }
-    if (route.key.kind !== 'json' && isJsonType(ctx.media)) {
-      // Validate only (the common case): the native check builds no value (json-check.ts).
-      const verdict = jsonCheck(body);
-      if (verdict !== JSON_OK) return this.reject(res, verdict === JSON_BAD_UTF8 ? 'CROWD_BAD_UTF8' : 'CROWD_BAD_JSON', route, false, false);
-    } else if (route.key.kind === 'json') {
-      // The partition key is inside the body: parse it.
-      let doc: unknown;
-      try {
-        doc = JSON.parse(utf8.decode(body));
-      } catch (e) {
-        return this.reject(res, e instanceof TypeError ? 'CROWD_BAD_UTF8' : 'CROWD_BAD_JSON', route, false, false);
-      }
-      const v = resolvePointer(doc, route.key.pointer);
-      if (typeof v === 'string') ctx.key = v;
-      else if (typeof v === 'number' || typeof v === 'boolean') ctx.key = String(v);
-      else if (v !== undefined && v !== null) return this.reject(res, 'CROWD_BAD_KEY', route, false, false);
-      if (this.rings.length > 1 && ctx.key !== '') ctx.lane = hashKey(ctx.key) % this.rings.length;
-    }
+    // Stage 6: ring.
     const now = Date.now();
     const id = this.ids.next(now);
     const rf = ctx.method === 'post' && route.postFields ? route.postFields : route.fields.get(ctx.method)!;
-    const ct = this.contentTypeField(ctx.media);
-    const size = envelopeSizeFast(id, rf, now, ctx.key, ctx.kept, ct, body, ctx.query);
-    const lane = ctx.lane;
-    const ring = this.rings[lane];
-    const at = ring.reserve(size + 1);
-    if (at < 0) return this.reject(res, 'CROWD_RING_FULL', route, false, false);
-    const buf = this.ringBufs[lane];
-    buf[at] = route.needsFsync ? RECORD_FSYNC : 0;
-    writeEnvelopeFast(buf, at + 1, id, rf, now, ctx.key, ctx.kept, ct, body, ctx.query);
-    const pos = ring.publishLater();
-    this.wakeLaneSoon(lane);
+    const pos = this.ringWriter.write(ctx, ctx.lane, id, rf, now, body, route.needsFsync);
+    if (pos < 0) return this.rejectBody(ctx, 'CROWD_RING_FULL');
+    // Stage 7: answer.
     if (!route.needsFsync) {
-      sendReceiptNow(res, id);
+      ctx.at = -1; // answered: never cancelled
+      sendReceiptNow(res, id, ctx.closeAfter);
       this.stats.answered(route, 200, 'memory', (performance.now() - ctx.t0) / 1000);
       return;
     }
     ctx.id = id;
     ctx.pos = pos;
-    this.waits.add(ctx, lane);
+    this.waits.add(ctx, ctx.lane);
   }
-
-  /** Lanes with records published this event-loop turn, to be handed over at its end. */
-  private readonly toWake: boolean[] = [];
-  private wakeScheduled = false;
-
-  /**
-   * The records of one event-loop turn are handed to a lane together at the turn's end: HEAD
-   * is published (flush) and the lane rung (a futex wake when it sleeps) once, after every
-   * request uWS read in that turn is in the ring, not once per request. The lane's batch then
-   * holds the whole turn's records instead of the first few (a small group commit, the rest
-   * waiting for the next fsync), and the acceptor makes one futex call per turn instead of up
-   * to one per request (0.58 per request under strace before). setImmediate runs right after
-   * the poll phase in which uWS handled the requests.
-   */
-  private wakeLaneSoon(lane: number): void {
-    this.toWake[lane] = true;
-    if (this.wakeScheduled) return;
-    this.wakeScheduled = true;
-    setImmediate(this.wakeLanes);
-  }
-
-  private readonly wakeLanes = (): void => {
-    this.wakeScheduled = false;
-    for (let lane = 0; lane < this.toWake.length; lane++) {
-      if (!this.toWake[lane]) continue;
-      this.toWake[lane] = false;
-      this.rings[lane].flush();
-      this.lanes[lane].ring();
-    }
-  };
 }

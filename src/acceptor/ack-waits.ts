@@ -29,6 +29,8 @@ export interface AckWaiter {
   logEnd: number;
   t0: number;
   aborted: boolean;
+  /** Close the connection after the answer (a chunked request; replies.ts). */
+  closeAfter: boolean;
 }
 
 /** A FIFO of requests waiting for one lane. */
@@ -181,14 +183,14 @@ export class AckWaits {
 
   /** The 200 of a request that waited in a lane's queue; it counts toward the lane's drain rate. */
   private acknowledge(p: AckWaiter, lane: number, mode: AckMode, now: number): void {
-    sendReceipt(p.res, p.id);
+    sendReceipt(p.res, p.id, p.closeAfter);
     this.o.admission.answered[lane]++;
     this.o.stats.answered(p.route, 200, mode, (now - p.t0) / 1000);
   }
 
   private fail(p: AckWaiter, code: ErrorCode): void {
     if (p.aborted) return;
-    sendError(p.res, code, { retryAfterSeconds: this.o.retryAfterSeconds });
+    sendError(p.res, code, { retryAfterSeconds: this.o.retryAfterSeconds, close: p.closeAfter });
     this.o.stats.answered(p.route, 503, p.route.cfg.ack, -1, code);
   }
 

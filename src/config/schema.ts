@@ -170,7 +170,9 @@ export const configSchema = {
         ackTimeout: { ...duration, default: '10s' },
         /** Idle / slow-client limit for headers and body. */
         idleTimeout: { ...duration, default: '10s' },
-        maxHeaderCount: { type: 'integer', minimum: 8, maximum: 1000, default: 100 },
+        // At most 48: this uWS build never hands crowd a request with more headers (it closes the
+        // connection after its idle timeout, unanswered; src/acceptor/request-head.ts UWS_MAX_HEADERS).
+        maxHeaderCount: { type: 'integer', minimum: 8, maximum: 48, default: 48 },
         /** Least Retry-After given with a 429/503 (computed values are never below it). */
         retryAfterSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
         /** Most Retry-After given; also the answer when no drain rate is known (sinks down). */

@@ -23,6 +23,8 @@ export interface Envelope {
   method: string;
   path: string;
   query: string;
+  /** The Content-Encoding header as received ("" when absent; decodeEnvelope always sets it). */
+  contentEncoding?: string;
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
@@ -38,6 +40,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     method: m.method,
     path: m.path,
     query: m.query,
+    contentEncoding: m.contentEncoding,
   };
 }
 

@@ -61,7 +61,7 @@ export function peekEnvelope(b: Uint8Array): EnvelopeRouting {
       case 5:
         HeaderType.decode(r, r.uint32());
         break;
-      case 1: case 4: case 6: case 7: case 8: case 9: case 10:
+      case 1: case 4: case 6: case 7: case 8: case 9: case 10: case 11:
         r.skip(r.uint32());
         break;
       default:

@@ -7,7 +7,7 @@
  *
  * Wire format used (proto3, fields in number order, empty strings omitted):
  *   1 id, 2 topic, 3 received_at_ms (varint), 4 key, 5 headers {1 name, 2 value}*,
- *   6 content_type, 7 body, 8 method, 9 path, 10 query
+ *   6 content_type, 7 body, 8 method, 9 path, 10 query, 11 content_encoding
  */
 export interface EnvelopeFields {
   id: string;
@@ -21,6 +21,8 @@ export interface EnvelopeFields {
   method: string;
   path: string;
   query: string;
+  /** The Content-Encoding header as received; absent or "" when the request had none. */
+  contentEncoding?: string;
 }
 
 function varintSize(n: number): number {
@@ -51,7 +53,7 @@ export function envelopeSize(f: EnvelopeFields): number {
   }
   n += strField(f.contentType);
   if (f.body.length > 0) n += 1 + varintSize(f.body.length) + f.body.length;
-  return n + strField(f.method) + strField(f.path) + strField(f.query);
+  return n + strField(f.method) + strField(f.path) + strField(f.query) + strField(f.contentEncoding ?? '');
 }
 
 function writeVarint(b: Buffer, at: number, n: number): number {
@@ -95,7 +97,8 @@ export function writeEnvelope(b: Buffer, at: number, f: EnvelopeFields): number 
   }
   at = writeStr(b, at, 0x42, f.method);
   at = writeStr(b, at, 0x4a, f.path);
-  return writeStr(b, at, 0x52, f.query);
+  at = writeStr(b, at, 0x52, f.query);
+  return writeStr(b, at, 0x5a, f.contentEncoding ?? '');
 }
 
 /**
@@ -119,13 +122,13 @@ export function routeFields(topic: string, method: string, path: string): RouteF
 }
 
 /** Size of what writeEnvelopeFast writes (same bytes as envelopeSize/writeEnvelope). */
-export function envelopeSizeFast(id: string, rf: RouteFields, receivedAtMs: number, key: string, headers: string[], ct: Buffer, body: Uint8Array, query: string): number {
+export function envelopeSizeFast(id: string, rf: RouteFields, receivedAtMs: number, key: string, headers: string[], ct: Buffer, body: Uint8Array, query: string, contentEncoding = ''): number {
   let n = 2 + id.length + rf.topic.length + 1 + varintSize(receivedAtMs) + strField(key);
   for (let i = 0; i < headers.length; i += 2) {
     const h = headerSize(headers[i], headers[i + 1]);
     n += 1 + varintSize(h) + h;
   }
-  n += ct.length + rf.methodPath.length + strField(query);
+  n += ct.length + rf.methodPath.length + strField(query) + strField(contentEncoding);
   if (body.length > 0) n += 1 + varintSize(body.length) + body.length;
   return n;
 }
@@ -135,7 +138,7 @@ export function envelopeSizeFast(id: string, rf: RouteFields, receivedAtMs: numb
  * (ASCII, < 128 chars, non-empty) copied byte by byte instead of through the UTF-8 encoder.
  * test/envelope.test.ts checks it writes exactly what writeEnvelope writes.
  */
-export function writeEnvelopeFast(b: Buffer, at: number, id: string, rf: RouteFields, receivedAtMs: number, key: string, headers: string[], ct: Buffer, body: Uint8Array, query: string): number {
+export function writeEnvelopeFast(b: Buffer, at: number, id: string, rf: RouteFields, receivedAtMs: number, key: string, headers: string[], ct: Buffer, body: Uint8Array, query: string, contentEncoding = ''): number {
   b[at++] = 0x0a;
   b[at++] = id.length;
   for (let i = 0; i < id.length; i++) b[at++] = id.charCodeAt(i);
@@ -160,5 +163,6 @@ export function writeEnvelopeFast(b: Buffer, at: number, id: string, rf: RouteFi
   }
   b.set(rf.methodPath, at);
   at += rf.methodPath.length;
-  return writeStr(b, at, 0x52, query);
+  at = writeStr(b, at, 0x52, query);
+  return contentEncoding.length === 0 ? at : writeStr(b, at, 0x5a, contentEncoding);
 }

@@ -37,6 +37,8 @@ export interface LaneTask {
 }
 
 const RECORD_FSYNC = 1;
+/** The acceptor cancelled the record before handing it over (src/acceptor/ring-writer.ts): never stored. */
+const RECORD_CANCELLED = 2;
 /**
  * Fault injection for the crash tests: the lane throws once, between writing a batch and its
  * fsync (mid-batch), after this many records. Never set in production.
@@ -120,11 +122,17 @@ export function runLane(t: LaneTask): { records: number } {
     let len = 0;
     let needSync = false;
     let framed = 0;
+    let cancelled = 0;
     for (let i = 0; i < rings.length; i++) {
       const ring = rings[i];
       readPos[i] = ring.read(readPos[i], maxBatchBytes - len, (idx, n) => {
+        const flags = ring.data[idx];
+        if (flags & RECORD_CANCELLED) {
+          cancelled++;
+          return;
+        }
         const payload = n - 1;
-        if (ring.data[idx] & RECORD_FSYNC) needSync = true;
+        if (flags & RECORD_FSYNC) needSync = true;
         batch.writeUInt32LE(FRAME_MAGIC, len);
         batch.writeUInt32LE(payload, len + 8);
         batch.set(ring.data.subarray(idx + 1, idx + n), len + FRAME_HEADER);
@@ -171,6 +179,12 @@ export function runLane(t: LaneTask): { records: number } {
           ctl.setState(LaneState.Ready);
           log.info({ event: 'lane_writable' }, 'log writable again');
         }
+        wake();
+      } else if (len === 0 && cancelled > 0 && !laneLog.hasUnsynced()) {
+        // Only cancelled records, everything before them fsynced: move TAIL past them, so the
+        // acceptor's waits (and its drain) do not hold on to them until the next record.
+        const logEnd = laneLog.endOffset();
+        for (let i = 0; i < rings.length; i++) rings[i].release(readPos[i], logEnd);
         wake();
       }
       publishSizes();

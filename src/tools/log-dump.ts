@@ -20,6 +20,8 @@ export interface DumpLine {
   key: string;
   headers: Record<string, string>;
   contentType: string;
+  /** The Content-Encoding the client sent; absent when it sent none. */
+  contentEncoding?: string;
   body: string;
   bodyEncoding?: 'base64';
   method: string;
@@ -52,6 +54,7 @@ function toLine(r: LogRecord, opts: DumpOptions): DumpLine | null {
     lane: r.lane,
     offset: r.offset,
   };
+  if (e.contentEncoding) line.contentEncoding = e.contentEncoding;
   try {
     line.body = utf8.decode(e.body);
   } catch {

@@ -120,6 +120,7 @@ export class HttpSink implements Sink {
     const headers: Record<string, string> = {};
     for (const h of e.headers) if (!NOT_REPLAYED.has(h.name)) headers[h.name] = h.value;
     if (e.contentType) headers['content-type'] = e.contentType;
+    if (e.contentEncoding) headers['content-encoding'] = e.contentEncoding;
     headers['crowd-id'] = e.id;
     headers['idempotency-key'] = e.id;
     for (const [k, v] of this.staticHeaders) headers[k] = v;

@@ -231,7 +231,7 @@ export class KafkaSink implements Sink {
     const raw = this.cfg.format === 'raw';
     const value = raw ? Buffer.from(e.body) : m.payload;
     const headers: Array<Record<string, string>> = raw
-      ? [{ 'crowd-id': e.id }, { 'content-type': e.contentType }, ...e.headers.map((h) => ({ [h.name]: h.value }))]
+      ? [{ 'crowd-id': e.id }, { 'content-type': e.contentType }, ...(e.contentEncoding ? [{ 'content-encoding': e.contentEncoding }] : []), ...e.headers.map((h) => ({ [h.name]: h.value }))]
       : [{ 'crowd-id': e.id }];
     const outcome = (err: RdKafkaError): DeliveryOutcome => {
       const name = this.errorName(err);

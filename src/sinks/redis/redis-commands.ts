@@ -54,8 +54,10 @@ export function commandWriter(cfg: MessageFormat): CommandWriter {
       return;
     }
     b.args.push('body', Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength), 'key', e.key, 'ct', e.contentType);
+    const ce = e.contentEncoding ? 2 : 0;
+    if (ce) b.args.push('ce', e.contentEncoding!);
     for (const h of e.headers) b.args.push(h.name, h.value);
-    b.argc.push(11 + head.length + 2 * e.headers.length);
+    b.argc.push(11 + head.length + ce + 2 * e.headers.length);
   };
 }
 
