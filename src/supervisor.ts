@@ -22,6 +22,7 @@ import { createMetrics } from './admin/metrics.js';
 import type { LaneStats, RingStats, StatsSource } from './admin/stats-source.js';
 import type { CrowdConfig } from './config/types.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { checkPortFree, claimPort } from './port-claim.js';
 import { LaneControl, LaneState, STAT, APPEND_HIST, createLaneControl } from './lanes/lane-control.js';
 import type { LaneTask } from './lanes/lane.js';
 import { CursorStore } from './log/cursors.js';
@@ -93,7 +94,16 @@ export class Crowd implements StatsSource {
   }
 
   static async start(config: CrowdConfig, log: Logger): Promise<Crowd> {
-    const crowd = new Crowd(config, log);
+    // Before any thread starts or anything is logged: a refusal is one line (StartRefusal).
+    const release = await claimAll(config);
+    let crowd: Crowd;
+    try {
+      crowd = new Crowd(config, log);
+    } catch (e) {
+      release();
+      throw e;
+    }
+    crowd.unlock = release;
     try {
       await crowd.boot();
     } catch (e) {
@@ -105,7 +115,6 @@ export class Crowd implements StatsSource {
 
   private async boot(): Promise<void> {
     const c = this.config;
-    this.unlock = lockDataDir(c.dataDir);
     const lanePortsForAcceptors: MessagePort[][] = Array.from({ length: c.threads.acceptors }, () => []);
     const ready: Array<Promise<void>> = [];
     for (let lane = 0; lane < c.threads.lanes; lane++) {
@@ -136,8 +145,11 @@ export class Crowd implements StatsSource {
     // a port of its own (only the first one reported, the others never reached), so a free
     // port is picked first and all bind it.
     const port = c.listen.port === 0 && c.threads.acceptors > 1 ? await freePort(c.listen.host) : c.listen.port;
+    // Probed at the claim already; lane recovery may have taken a while since (port-claim.ts).
+    if (c.listen.port !== 0) await checkPortFree('ingest', c.listen.host, port);
     this.ingestPort = await this.startAcceptor(0, lanePortsForAcceptors[0], port);
     for (let a = 1; a < c.threads.acceptors; a++) await this.startAcceptor(a, lanePortsForAcceptors[a], this.ingestPort);
+    await checkPortFree('admin', c.admin.host, c.admin.port);
     this.admin = new AdminServer(c, this, createMetrics(this), this.servers);
     this.adminPort = await this.admin.listen();
     this.log.info(
@@ -370,6 +382,24 @@ export class Crowd implements StatsSource {
     this.unlock?.();
     this.log.info({ event: 'stopped', drainMs: Math.round(performance.now() - t0) }, 'crowd stopped');
   }
+}
+
+/**
+ * The data dir's lock and the ingest and admin ports' claims (data-dir-lock.ts, port-claim.ts),
+ * all or none; resolves with their release.
+ */
+async function claimAll(c: CrowdConfig): Promise<() => void> {
+  const releases: Array<() => void> = [];
+  const release = () => releases.splice(0).reverse().forEach((r) => r());
+  try {
+    releases.push(lockDataDir(c.dataDir));
+    releases.push(await claimPort('ingest', c.listen.host, c.listen.port));
+    releases.push(await claimPort('admin', c.admin.host, c.admin.port));
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return release;
 }
 
 /** A port free on `host` now (the kernel's pick for port 0, released at once). */
