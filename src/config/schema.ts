@@ -257,7 +257,8 @@ export const configSchema = {
             items: { type: 'string', pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }, default: [],
           },
           key: { type: 'string', pattern: '^(header:[A-Za-z0-9-]+|json:(/[^/]*)*)$' },
-          keepHeaders: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
+          /** Request headers stored with each message (at most 64: each one is a field in every sink's record). */
+          keepHeaders: { type: 'array', uniqueItems: true, maxItems: 64, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
           sinks: { type: 'array', uniqueItems: true, items: { type: 'string' }, default: [] },
           /** Requests per second this route takes (one limit shared by every acceptor thread); excess gets 429. */
           rateLimit: {
