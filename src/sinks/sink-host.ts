@@ -128,6 +128,8 @@ class SinkDriver {
   }
 
   private wakeQueued = false;
+  /** A log read failed in this pump round: come back after DISK_RETRY_MS. */
+  private readFailed = false;
 
   /** The sink can take messages again: pump on the next turn rather than at the next poll. */
   private wake(): void {
@@ -158,14 +160,17 @@ class SinkDriver {
   private pump(): void {
     if (this.stopped) return;
     let next: number;
+    this.readFailed = false;
     try {
       next = this.pumpOnce() ? 0 : IDLE_POLL_MS;
-      this.disk.clear('read');
     } catch (e) {
-      // LaneTail.read on a failing disk (EIO, EMFILE...): health, and a pause before trying again.
+      // Anything else that threw while sending: the same pause, never an uncaught timer error.
       this.disk.set('read', e);
+      this.readFailed = true;
       next = DISK_RETRY_MS;
     }
+    if (this.readFailed) next = DISK_RETRY_MS;
+    else this.disk.clear('read');
     this.timer = setTimeout(() => this.pump(), next);
   }
 
@@ -181,7 +186,21 @@ class SinkDriver {
       if (feed.waiting.length > 0) continue;
       const limit = feed.live ? this.host.syncedOffset(feed.lane) : Infinity;
       while (!this.draining && this.inFlight() < MAX_IN_FLIGHT && feed.waiting.length === 0) {
-        const recs = feed.tail.read(limit, READ_BYTES);
+        let recs;
+        try {
+          recs = feed.tail.read(limit, READ_BYTES);
+        } catch (e) {
+          // LaneTail.read on a failing disk (EIO, EMFILE...): health, a pause, and the segment
+          // opened afresh at the same position next time.
+          this.disk.set('read', e);
+          this.readFailed = true;
+          try {
+            feed.tail.seek(feed.tail.position());
+          } catch {
+            // closing on a failing disk: the next read opens it again anyway
+          }
+          break;
+        }
         if (recs.length === 0) break;
         busy = true;
         for (const r of recs) {
