@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "crowd_core",
-      "sources": ["native/crowd_core.c", "native/crc32c.c", "native/json_check.c"],
+      "sources": ["native/crowd_core.c", "native/crc32c.c", "native/json_check.c", "native/file_lock.c"],
       "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -6,6 +6,7 @@
  *                                 `seed`, magic set to `magic` (a segment's secrets, see
  *                                 src/log/frame-layout.ts; defaults: 0 and "CRWD")
  * jsonCheck(buf)               -> 0 valid UTF-8 JSON, 1 invalid UTF-8, 2 invalid JSON (json_check.c)
+ * flockExclusive(fd)           -> 0 locked, else errno; the data-dir and port locks (file_lock.c)
  *
  * sealFrames exists so a lane pays one JS->native crossing per group-commit batch, not one
  * per record (bench/micro/crc32c shows what that saves). The frame layout is the log's
@@ -21,6 +22,8 @@
 #define FRAME_MAGIC 0x44575243u /* "CRWD" little-endian */
 
 #include "napi_check.h"
+
+napi_value crowd_js_flock_exclusive(napi_env env, napi_callback_info info); /* file_lock.c */
 
 static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   bool is_buf = false;
@@ -121,10 +124,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"crc32c", NULL, js_crc32c, NULL, NULL, NULL, napi_default, NULL},
       {"sealFrames", NULL, js_seal_frames, NULL, NULL, NULL, napi_default, NULL},
       {"jsonCheck", NULL, js_json_check, NULL, NULL, NULL, napi_default, NULL},
+      {"flockExclusive", NULL, crowd_js_flock_exclusive, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value hw;
   if (napi_create_uint32(env, (uint32_t)crowd_crc32c_hw(), &hw) != napi_ok) return NULL;
-  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "hardwareCrc", hw) != napi_ok) return NULL;
   return exports;
 }

@@ -121,6 +121,7 @@ typedef struct Batch {
   napi_ref done;
   uint32_t n, got;
   uint32_t next; /* index of the next reply: replies come in command order */
+  uint8_t *answered; /* NULL, or per message: 1 = answered here, no command sent (skipped by replies) */
   uint8_t *type;
   int64_t *num;   /* R_INT: value; R_STR/R_ERR: offset in text; R_JS: unused */
   uint32_t *len;
@@ -193,6 +194,7 @@ static napi_value error_object(napi_env env, const char *msg, size_t len, int lo
 }
 
 static void batch_free(Batch *b) {
+  free(b->answered);
   free(b->type);
   free(b->num);
   free(b->len);
@@ -243,6 +245,8 @@ static int keep_text(Batch *b, uint32_t i, const char *s, size_t n) {
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   Batch *b = privdata;
   redisReply *r = reply;
+  if (b->answered)
+    while (b->next < b->n && b->answered[b->next]) b->next++;
   uint32_t i = b->next++;
   b->got++;
   if (r == NULL) {
@@ -424,6 +428,17 @@ static void answer_unqueued(Batch *b, uint32_t from, const char *why, uint8_t ty
   if (b->got == b->n) batch_answer(b);
 }
 
+/* One message of a batch that never becomes a command (its stored envelope does not decode):
+ * answered here, alone, and skipped when Redis's replies are matched to the commands. Returns
+ * 0 when the bookkeeping cannot be allocated (then the caller answers the rest as unqueued). */
+static int answer_one(Batch *b, uint32_t i, const char *why, uint8_t type) {
+  if (!b->answered && !(b->answered = calloc(b->n, 1))) return 0;
+  b->answered[i] = 1;
+  b->type[i] = keep_text(b, i, why, strlen(why)) ? type : R_NIL;
+  b->got++;
+  return 1;
+}
+
 /* The connection still takes commands: not gone, not being freed or disconnected. */
 static int conn_open(const Conn *c) {
   return c->ac && !c->freeing && !(c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
@@ -560,12 +575,27 @@ typedef struct Field {
   size_t n;
 } Field;
 
-#define MAX_HEADERS 256
+/* Headers grow as needed (a message keeps as many as its route's keepHeaders): a fixed cap
+ * here once made a message with more than 256 undecodable for this writer only. */
 typedef struct Msg {
   Field id, topic, key, ct, body, ce;
-  Field hname[MAX_HEADERS], hvalue[MAX_HEADERS];
-  uint32_t nh;
+  Field *hname, *hvalue;
+  uint32_t nh, hcap;
 } Msg;
+
+static int msg_room(Msg *m) {
+  if (m->nh < m->hcap) return 1;
+  uint32_t cap = m->hcap ? m->hcap * 2 : 16;
+  if (cap > (1u << 24)) return 0;
+  Field *n = realloc(m->hname, cap * sizeof *n);
+  if (!n) return 0;
+  m->hname = n;
+  Field *v = realloc(m->hvalue, cap * sizeof *v);
+  if (!v) return 0;
+  m->hvalue = v;
+  m->hcap = cap;
+  return 1;
+}
 
 static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
   uint64_t r = 0;
@@ -618,7 +648,7 @@ static int on_envelope(void *ctx, uint32_t f, const uint8_t *p, size_t n) {
     case 7: m->body = (Field){p, n}; break;
     case 11: m->ce = (Field){p, n}; break;
     case 5:
-      if (m->nh >= MAX_HEADERS) return 0;
+      if (!msg_room(m)) return 0;
       m->hname[m->nh] = m->hvalue[m->nh] = (Field){(const uint8_t *)"", 0};
       if (!walk(p, p + n, on_header, m)) return 0;
       m->nh++;
@@ -850,9 +880,14 @@ static napi_value js_write_envelopes(napi_env env, napi_callback_info info) {
   if (!b) return NULL;
   static __thread Msg m;
   static __thread Out o;
+  size_t queued = 0;
+  int ended = 0; /* answer_unqueued ran: the batch may be answered and freed already */
   for (size_t i = 0, start = 0; i < n; start = ends[i], i++) {
     if (!parse_envelope(&m, data + start, ends[i] - start)) {
-      answer_unqueued(b, (uint32_t)i, "ERR crowd: the stored envelope does not decode", R_ERR);
+      /* This message alone: the ERR is permanent (dead letter), the others go on. */
+      if (answer_one(b, (uint32_t)i, "ERR crowd: the stored envelope does not decode", R_ERR)) continue;
+      answer_unqueued(b, (uint32_t)i, "out of memory", R_LOST);
+      ended = 1;
       break;
     }
     o.len = 0;
@@ -860,9 +895,13 @@ static napi_value js_write_envelopes(napi_env env, napi_callback_info info) {
     message_command(&o, sp, &m, data + start, ends[i] - start);
     if (o.oom || redisAsyncFormattedCommand(c->ac, on_reply, b, o.p, o.len) != REDIS_OK) {
       answer_unqueued(b, (uint32_t)i, o.oom ? "out of memory" : "connection closing", R_LOST);
+      ended = 1;
       break;
     }
+    queued++;
   }
+  /* No command went out (every message undecodable): no reply will come, answer now. */
+  if (!ended && queued == 0) batch_answer(b);
   return boolean(env, 1);
 }
 

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
+import { StartRefusal } from './start-refusal.js';
 import { Crowd } from './supervisor.js';
 import { ReaderGone, writeDump } from './tools/log-dump.js';
 import { verifyLog } from './tools/log-verify.js';
@@ -30,7 +31,9 @@ async function start(opts: { config?: string }): Promise<void> {
   try {
     crowd = await Crowd.start(config, log);
   } catch (e) {
-    log.fatal({ event: 'start_failed', err: e }, (e as Error).message);
+    // Another crowd has the data dir or a port: one line for the operator, no stack trace.
+    if (e instanceof StartRefusal) process.stderr.write(`crowd: ${e.message}\n`);
+    else log.fatal({ event: 'start_failed', err: e }, (e as Error).message);
     process.exit(70);
   }
   let stopping = false;

@@ -22,7 +22,10 @@ import { createMetrics } from './admin/metrics.js';
 import type { LaneStats, RingStats, StatsSource } from './admin/stats-source.js';
 import type { CrowdConfig } from './config/types.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { checkPortFree, claimPort } from './port-claim.js';
+import { FdReserve } from './fd-reserve.js';
 import { LaneControl, LaneState, STAT, APPEND_HIST, createLaneControl } from './lanes/lane-control.js';
+import { RestartBudget } from './lanes/restart-budget.js';
 import type { LaneTask } from './lanes/lane.js';
 import { CursorStore } from './log/cursors.js';
 import type { RecoveryReport } from './log/lane-log.js';
@@ -35,7 +38,6 @@ import type { ServerInfo } from './upstream/backend.js';
 import { PoolRegistry } from './upstream/pool-registry.js';
 
 const LANE_STATE_NAMES = ['starting', 'ready', 'unwritable', 'stopped', 'failed'];
-const MAX_LANE_RESTARTS = 5;
 
 interface AcceptorHandle {
   worker: Worker;
@@ -53,7 +55,8 @@ export class Crowd implements StatsSource {
   private readonly ringViews: SpscRing[][];
   private readonly pool: Piscina;
   private readonly laneRuns: Array<Promise<unknown>> = [];
-  private readonly laneRestarts: number[];
+  private readonly laneRestarts: RestartBudget[];
+  private fdReserve: FdReserve | null = null;
   private readonly acceptors: AcceptorHandle[] = [];
   private admin: AdminServer | null = null;
   private sinkHost: SinkHost | null = null;
@@ -75,7 +78,7 @@ export class Crowd implements StatsSource {
     this.controls = Array.from({ length: lanes }, () => new LaneControl(createLaneControl()));
     this.ringBuffers = Array.from({ length: lanes }, () => Array.from({ length: acceptors }, () => createRingBuffer(config.ingest.ringBytes)));
     this.ringViews = this.ringBuffers.map((row) => row.map((s) => new SpscRing(s)));
-    this.laneRestarts = new Array(lanes).fill(0);
+    this.laneRestarts = Array.from({ length: lanes }, () => new RestartBudget());
     this.servers = new PoolRegistry(config.pools, config.dataDir, config.admin.allowPrivateTargets, log);
     const sinkCount = Object.keys(config.sinks).length;
     this.routeState = sharedRouteState(this.config.routes);
@@ -93,7 +96,16 @@ export class Crowd implements StatsSource {
   }
 
   static async start(config: CrowdConfig, log: Logger): Promise<Crowd> {
-    const crowd = new Crowd(config, log);
+    // Before any thread starts or anything is logged: a refusal is one line (StartRefusal).
+    const release = await claimAll(config);
+    let crowd: Crowd;
+    try {
+      crowd = new Crowd(config, log);
+    } catch (e) {
+      release();
+      throw e;
+    }
+    crowd.unlock = release;
     try {
       await crowd.boot();
     } catch (e) {
@@ -105,7 +117,6 @@ export class Crowd implements StatsSource {
 
   private async boot(): Promise<void> {
     const c = this.config;
-    this.unlock = lockDataDir(c.dataDir);
     const lanePortsForAcceptors: MessagePort[][] = Array.from({ length: c.threads.acceptors }, () => []);
     const ready: Array<Promise<void>> = [];
     for (let lane = 0; lane < c.threads.lanes; lane++) {
@@ -135,11 +146,20 @@ export class Crowd implements StatsSource {
     // acceptors: uWS binds an ephemeral port without SO_REUSEPORT, and each acceptor would get
     // a port of its own (only the first one reported, the others never reached), so a free
     // port is picked first and all bind it.
-    const port = c.listen.port === 0 && c.threads.acceptors > 1 ? await freePort(c.listen.host) : c.listen.port;
+    // One acceptor too: a listener bound to port 0 has no SO_REUSEPORT, and the fd reserve
+    // could not listen again on that port while connections it accepted are still open.
+    const port = c.listen.port === 0 ? await freePort(c.listen.host) : c.listen.port;
+    // Probed at the claim already; lane recovery may have taken a while since (port-claim.ts).
+    if (c.listen.port !== 0) await checkPortFree('ingest', c.listen.host, port);
     this.ingestPort = await this.startAcceptor(0, lanePortsForAcceptors[0], port);
     for (let a = 1; a < c.threads.acceptors; a++) await this.startAcceptor(a, lanePortsForAcceptors[a], this.ingestPort);
+    await checkPortFree('admin', c.admin.host, c.admin.port);
     this.admin = new AdminServer(c, this, createMetrics(this), this.servers, this.log);
     this.adminPort = await this.admin.listen();
+    this.fdReserve = new FdReserve(this.log, (accept) => {
+      for (const a of this.acceptors) a?.worker.postMessage({ type: 'accepting', accept, listenPort: this.ingestPort });
+    });
+    this.fdReserve.start();
     this.log.info(
       { event: 'started', ingest: `${c.listen.host}:${this.ingestPort}`, admin: `${c.admin.host}:${this.adminPort}`, dataDir: c.dataDir, threads: c.threads, config: c.source },
       'crowd is ready',
@@ -173,13 +193,25 @@ export class Crowd implements StatsSource {
     return Promise.race([ready, run.then(() => {}, (e) => Promise.reject(e))]);
   }
 
-  /** A lane died: give it new wake-up channels and start it again; it resumes from the ring TAIL. */
+  /**
+   * A lane died: give it new wake-up channels and start it again; it resumes from the ring TAIL.
+   * Deaths are counted in a time window (lanes/restart-budget.ts): past the budget the lane
+   * shows Failed (readyz 503) and starts again after a growing pause, never stays down for good.
+   */
   private restartLane(lane: number): void {
-    if (++this.laneRestarts[lane] > MAX_LANE_RESTARTS) {
+    const pause = this.laneRestarts[lane].pauseAfterDeath(Date.now());
+    if (pause > 0) {
       this.controls[lane].setState(LaneState.Failed);
-      this.log.fatal({ event: 'lane_failed', lane }, 'lane keeps dying; it stays down (readyz 503)');
+      this.log.error({ event: 'lane_failed', lane, pauseMs: pause }, 'lane keeps dying; trying again after a pause (readyz 503 meanwhile)');
+      setTimeout(() => {
+        if (!this.stopped && !this.draining) this.startLaneAgain(lane);
+      }, pause);
       return;
     }
+    this.startLaneAgain(lane);
+  }
+
+  private startLaneAgain(lane: number): void {
     this.controls[lane].setState(LaneState.Starting);
     const channels = this.acceptors.map(() => new MessageChannel());
     channels.forEach((ch, a) => this.acceptors[a].worker.postMessage({ type: 'lanePort', lane, port: ch.port2 }, [ch.port2]));
@@ -337,6 +369,7 @@ export class Crowd implements StatsSource {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.draining = true;
+    this.fdReserve?.stop();
     const t0 = performance.now();
     this.log.info({ event: 'draining' }, 'draining: listeners closing, pending requests finishing');
     await Promise.all(
@@ -370,6 +403,24 @@ export class Crowd implements StatsSource {
     this.unlock?.();
     this.log.info({ event: 'stopped', drainMs: Math.round(performance.now() - t0) }, 'crowd stopped');
   }
+}
+
+/**
+ * The data dir's lock and the ingest and admin ports' claims (data-dir-lock.ts, port-claim.ts),
+ * all or none; resolves with their release.
+ */
+async function claimAll(c: CrowdConfig): Promise<() => void> {
+  const releases: Array<() => void> = [];
+  const release = () => releases.splice(0).reverse().forEach((r) => r());
+  try {
+    releases.push(lockDataDir(c.dataDir));
+    releases.push(await claimPort('ingest', c.listen.host, c.listen.port));
+    releases.push(await claimPort('admin', c.admin.host, c.admin.port));
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return release;
 }
 
 /** A port free on `host` now (the kernel's pick for port 0, released at once). */

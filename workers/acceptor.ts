@@ -26,8 +26,11 @@ function attach(lane: number, port: MessagePort): void {
 }
 lanePorts.forEach((p, i) => attach(i, p));
 
-parentPort!.on('message', (m: { type: string; id?: number; lane?: number; port?: MessagePort }) => {
+parentPort!.on('message', (m: { type: string; id?: number; lane?: number; port?: MessagePort; accept?: boolean; listenPort?: number }) => {
   switch (m.type) {
+    case 'accepting': // fd reserve (src/fd-reserve.ts)
+      acceptor.setAccepting(m.accept!, m.listenPort!);
+      break;
     case 'lanePort':
       attach(m.lane!, m.port!);
       acceptor.onLaneWake(m.lane!);

@@ -131,6 +131,26 @@ export class Acceptor {
     });
   }
 
+  /**
+   * fd reserve (src/fd-reserve.ts): stop or start taking new connections; open ones are served.
+   * Listens again on the port it has (`port`), never while draining.
+   */
+  setAccepting(accept: boolean, port: number): void {
+    this.accepting = accept;
+    if (!accept && this.listenSocket) {
+      this.uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    } else if (accept && !this.listenSocket && !this.draining) {
+      this.app.listen(this.init.config.listen.host, port, (s) => {
+        if (s && (this.draining || !this.accepting)) this.uws.us_listen_socket_close(s);
+        else if (s) this.listenSocket = s;
+        // The bind can fail while fds are still short: try again until it works.
+        else setTimeout(() => this.accepting && this.setAccepting(true, port), 100).unref();
+      });
+    }
+  }
+  private accepting = true;
+
   /** A lane says its watermark moved (or its state changed). */
   onLaneWake(lane: number): void {
     this.waits.onLaneWake(lane);

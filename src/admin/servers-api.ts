@@ -8,7 +8,7 @@
  * Bodies are validated with ajv against serverRegistrationSchema (src/config/schema.ts).
  */
 import { Ajv } from 'ajv';
-import { serverRegistrationSchema } from '../config/schema.js';
+import { durationKeyword, serverRegistrationSchema } from '../config/schema.js';
 import { ERRORS, errorDocument, type ErrorCode } from '../errors.js';
 import type { PoolRegistry, Registration } from '../upstream/pool-registry.js';
 
@@ -19,6 +19,7 @@ export interface AdminAnswer {
 }
 
 const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true });
+ajv.addKeyword(durationKeyword);
 const validateRegistration = ajv.compile(serverRegistrationSchema);
 
 export function json(status: number, doc: unknown): AdminAnswer {

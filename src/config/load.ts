@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
-import { configSchema } from './schema.js';
+import { configSchema, durationKeyword } from './schema.js';
 import type { CrowdConfig, HealthCheckConfig, PoolConfig, RouteConfig } from './types.js';
 
 export class ConfigError extends Error {
@@ -50,6 +50,7 @@ function readConfigFile(file: string): unknown {
 }
 
 const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true, allowUnionTypes: true });
+ajv.addKeyword(durationKeyword);
 const validate = ajv.compile(configSchema);
 
 function deepFreeze<T>(o: T): T {

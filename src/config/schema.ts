@@ -5,7 +5,49 @@
  */
 export const ROUTE_PATH = '^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
 
-const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' } as const;
+import type { KeywordDefinition } from 'ajv';
+
+const DURATION_UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** "250ms", "5s", "2m", "1h" in ms; NaN when it is not a duration. */
+export function durationToMs(s: string): number {
+  const m = /^([0-9]+)(ms|s|m|h)$/.exec(s);
+  return m ? Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS] : NaN;
+}
+
+function showMs(ms: number): string {
+  for (const [unit, n] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % n === 0) return `${ms / n}${unit}`;
+  return `${ms}ms`;
+}
+
+/**
+ * `durationMs: [min, max]`: a duration string whose value lies in [min, max] ms. Every
+ * duration has bounds: "0ms" as a health-check interval ran ~900 checks a second, and a value
+ * above Node's timer range (2^31-1 ms, ~24.8 days) became 1 ms. Register it on every ajv that
+ * compiles these schemas (config/load.ts, admin/servers-api.ts).
+ */
+export const durationKeyword: KeywordDefinition = {
+  keyword: 'durationMs',
+  type: 'string',
+  schemaType: 'array',
+  errors: true,
+  validate: function check(range: [number, number], data: string): boolean {
+    const ms = durationToMs(data);
+    if (ms >= range[0] && ms <= range[1]) return true;
+    (check as { errors?: unknown[] }).errors = [
+      { keyword: 'durationMs', message: `must be a duration from ${showMs(range[0])} to ${showMs(range[1])}`, params: { min: range[0], max: range[1] } },
+    ];
+    return false;
+  },
+};
+
+const S = 1000;
+const M = 60 * S;
+const H = 60 * M;
+/** A duration between min and max ms (both within Node's timer range unless said otherwise). */
+function duration(min: number, max: number) {
+  return { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$', durationMs: [min, max] } as const;
+}
 
 const kafkaSink = {
   type: 'object',
@@ -19,7 +61,7 @@ const kafkaSink = {
     compression: { enum: ['none', 'gzip', 'snappy', 'lz4', 'zstd'], default: 'none' },
     format: { enum: ['raw', 'envelope'], default: 'raw' },
     /** How long librdkafka keeps trying one message before crowd re-sends it from the log. */
-    deliveryTimeout: { ...duration, default: '30s' },
+    deliveryTimeout: { ...duration(1 * S, 24 * H), default: '30s' },
     /** Extra librdkafka producer properties, passed as they are. */
     librdkafka: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] }, default: {} },
   },
@@ -49,7 +91,7 @@ const redisSink = {
     /** Messages per pipelined batch (one JS-to-native call each). */
     maxBatch: { type: 'integer', minimum: 1, maximum: 65536, default: 512 },
     /** A reply not back by then fails the connection; its messages are sent again. */
-    replyTimeout: { ...duration, default: '10s' },
+    replyTimeout: { ...duration(100, 1 * H), default: '10s' },
   },
 } as const;
 
@@ -63,8 +105,8 @@ const healthCheck = {
     type: { enum: ['http', 'tcp'], default: 'http' },
     /** http: GET this path; any 2xx or 3xx passes. */
     path: { type: 'string', pattern: '^/[^\\s]*$', default: '/health' },
-    interval: { ...duration, default: '5s' },
-    timeout: { ...duration, default: '2s' },
+    interval: { ...duration(100, 1 * H), default: '5s' },
+    timeout: { ...duration(10, 10 * M), default: '2s' },
     unhealthyAfter: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
     healthyAfter: { type: 'integer', minimum: 1, maximum: 100, default: 2 },
   },
@@ -99,9 +141,9 @@ const httpSink = {
     concurrency: { type: 'integer', minimum: 1, maximum: 10000, default: 16 },
     /** Requests per second (token bucket); absent = no limit. */
     rate: { type: 'number', exclusiveMinimum: 0, maximum: 1000000 },
-    timeout: { ...duration, default: '5s' },
+    timeout: { ...duration(10, 1 * H), default: '5s' },
     /** Older messages (receivedAt) are dead-lettered with reason "ttl expired". */
-    ttl: { ...duration, default: '24h' },
+    ttl: { ...duration(1 * S, 365 * 24 * H), default: '24h' },
     /** Regular-expression replace on the request path before replay. */
     rewrite: {
       type: 'object', additionalProperties: false, required: ['match', 'replace'],
@@ -114,7 +156,7 @@ const httpSink = {
     /** Retry backoff: first delay and cap (exponential, jittered). */
     backoff: {
       type: 'object', additionalProperties: false, default: {},
-      properties: { initial: { ...duration, default: '100ms' }, max: { ...duration, default: '30s' } },
+      properties: { initial: { ...duration(1, 1 * H), default: '100ms' }, max: { ...duration(1, 24 * H), default: '30s' } },
     },
   },
 } as const;
@@ -167,9 +209,9 @@ export const configSchema = {
         /** How an acceptor learns that waiting requests are fsynced: a lane's message (wake), or looking every loop turn (poll). */
         ackWait: { enum: ['wake', 'poll'], default: 'wake' },
         /** A durable request not confirmed by then gets 503 CROWD_ACK_TIMEOUT. */
-        ackTimeout: { ...duration, default: '10s' },
+        ackTimeout: { ...duration(10, 1 * H), default: '10s' },
         /** Idle / slow-client limit for headers and body. */
-        idleTimeout: { ...duration, default: '10s' },
+        idleTimeout: { ...duration(1 * S, 1 * H), default: '10s' },
         // At most 48: this uWS build never hands crowd a request with more headers (it closes the
         // connection after its idle timeout, unanswered; src/acceptor/request-head.ts UWS_MAX_HEADERS).
         maxHeaderCount: { type: 'integer', minimum: 8, maximum: 48, default: 48 },
@@ -178,7 +220,7 @@ export const configSchema = {
         /** Most Retry-After given; also the answer when no drain rate is known (sinks down). */
         maxRetryAfterSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 60 },
         /** A request that would wait longer than this for its ack (backlog / drain rate) gets 503 CROWD_OVERLOADED. */
-        maxQueueDelay: { ...duration, default: '2s' },
+        maxQueueDelay: { ...duration(1, 1 * H), default: '2s' },
         /** Requests waiting for their ack, per acceptor thread and lane: the memory bound. */
         maxPending: { type: 'integer', minimum: 64, maximum: 10000000, default: 100000 },
       },
@@ -192,7 +234,7 @@ export const configSchema = {
         /** Quota for the whole log; beyond it ingest answers 503 + Retry-After. */
         maxLogBytes: { type: 'integer', minimum: 1048576, default: 4294967296 },
         /** Memory-ack only batches are fsynced at least this often. */
-        flushInterval: { ...duration, default: '100ms' },
+        flushInterval: { ...duration(1, 1 * M), default: '100ms' },
         /** Largest group-commit batch. */
         maxBatchBytes: { type: 'integer', minimum: 65536, default: 4194304 },
       },
@@ -217,7 +259,8 @@ export const configSchema = {
             items: { type: 'string', pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }, default: [],
           },
           key: { type: 'string', pattern: '^(header:[A-Za-z0-9-]+|json:(/[^/]*)*)$' },
-          keepHeaders: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
+          /** Request headers stored with each message (at most 64: each one is a field in every sink's record). */
+          keepHeaders: { type: 'array', uniqueItems: true, maxItems: 64, items: { type: 'string', pattern: '^[A-Za-z0-9-]+$' }, default: [] },
           sinks: { type: 'array', uniqueItems: true, items: { type: 'string' }, default: [] },
           /** Requests per second this route takes (one limit shared by every acceptor thread); excess gets 429. */
           rateLimit: {
@@ -291,8 +334,8 @@ export const serverRegistrationSchema = {
       properties: {
         type: { enum: ['http', 'tcp'] },
         path: { type: 'string', pattern: '^/[^\\s]*$' },
-        interval: duration,
-        timeout: duration,
+        interval: duration(100, 1 * H),
+        timeout: duration(10, 10 * M),
         unhealthyAfter: { type: 'integer', minimum: 1, maximum: 100 },
         healthyAfter: { type: 'integer', minimum: 1, maximum: 100 },
       },

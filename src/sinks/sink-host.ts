@@ -9,10 +9,14 @@
  *
  * Each sink has its own cursors, in-flight limit and timers: a slow or dead sink never holds
  * back another, nor ingest (the log absorbs its backlog up to log.maxLogBytes).
+ *
+ * Disk errors (ENOSPC, EIO, EMFILE) in reading the log, committing cursors or writing dead
+ * letters never end the process: each becomes the sink's health in /stats (DiskFaults), the
+ * step is tried again after a pause, and the fault clears by itself once the step succeeds.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { CrowdConfig } from '../config/types.js';
-import { encodeEnvelopeReference } from '../envelope/envelope-codec.js';
+import { encodeEnvelopeReference, type Envelope } from '../envelope/envelope-codec.js';
 import { peekEnvelope, type EnvelopeRouting } from '../envelope/envelope-peek.js';
 import { LaneControl } from '../lanes/lane-control.js';
 import { CursorStore, lanePosition, type LaneCursors } from '../log/cursors.js';
@@ -43,6 +47,31 @@ const MAX_IN_FLIGHT = 10_000;
 const READ_BYTES = 256 * 1024;
 const CURSOR_COMMIT_MS = 200;
 const IDLE_POLL_MS = 2;
+/** Pause before a step that failed on the disk is tried again. */
+const DISK_RETRY_MS = 200;
+
+/** The disk faults of one sink, by step; each clears when its step next succeeds. */
+class DiskFaults {
+  private readonly faults = new Map<'read' | 'cursor' | 'dead letter', string>();
+
+  constructor(private readonly sink: string, private readonly log: Logger) {}
+
+  set(step: 'read' | 'cursor' | 'dead letter', e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (this.faults.get(step) !== msg) this.log.error({ event: 'sink_disk_error', sink: this.sink, step, err: msg }, 'sink host: disk error; retrying');
+    this.faults.set(step, msg);
+  }
+
+  clear(step: 'read' | 'cursor' | 'dead letter'): void {
+    if (this.faults.delete(step)) this.log.info({ event: 'sink_disk_recovered', sink: this.sink, step }, 'sink host: disk step works again');
+  }
+
+  /** null when there is no fault, else e.g. "disk: cursor: ENOSPC: no space left on device". */
+  describe(): string | null {
+    if (this.faults.size === 0) return null;
+    return `disk: ${[...this.faults].map(([step, m]) => `${step}: ${m}`).join('; ')}`;
+  }
+}
 
 interface LaneFeed {
   lane: number;
@@ -70,6 +99,7 @@ class SinkDriver {
   outstanding = 0;
   /** Delivery latency (receivedAt to delivery report), ms, a bounded reservoir for quantiles. */
   readonly latencies: number[] = [];
+  readonly disk: DiskFaults;
 
   constructor(
     readonly index: number,
@@ -83,7 +113,9 @@ class SinkDriver {
      * made; lanes only read them, for retention), so the file never changes under it.
      */
     readonly cursors: LaneCursors,
-  ) {}
+  ) {
+    this.disk = new DiskFaults(sink.name, host.log);
+  }
 
   addFeed(lane: number, live: boolean): void {
     const start = lanePosition(this.cursors, lane);
@@ -96,6 +128,8 @@ class SinkDriver {
   }
 
   private wakeQueued = false;
+  /** A log read failed in this pump round: come back after DISK_RETRY_MS. */
+  private readFailed = false;
 
   /** The sink can take messages again: pump on the next turn rather than at the next poll. */
   private wake(): void {
@@ -125,6 +159,23 @@ class SinkDriver {
   /** Reads and sends what it can, then comes back soon (sooner when there is more to do). */
   private pump(): void {
     if (this.stopped) return;
+    let next: number;
+    this.readFailed = false;
+    try {
+      next = this.pumpOnce() ? 0 : IDLE_POLL_MS;
+    } catch (e) {
+      // Anything else that threw while sending: the same pause, never an uncaught timer error.
+      this.disk.set('read', e);
+      this.readFailed = true;
+      next = DISK_RETRY_MS;
+    }
+    if (this.readFailed) next = DISK_RETRY_MS;
+    else this.disk.clear('read');
+    this.timer = setTimeout(() => this.pump(), next);
+  }
+
+  /** One round of reading and sending; true when there was something to do. */
+  private pumpOnce(): boolean {
     let busy = false;
     for (const feed of this.feeds) {
       while (feed.waiting.length > 0) {
@@ -135,7 +186,21 @@ class SinkDriver {
       if (feed.waiting.length > 0) continue;
       const limit = feed.live ? this.host.syncedOffset(feed.lane) : Infinity;
       while (!this.draining && this.inFlight() < MAX_IN_FLIGHT && feed.waiting.length === 0) {
-        const recs = feed.tail.read(limit, READ_BYTES);
+        let recs;
+        try {
+          recs = feed.tail.read(limit, READ_BYTES);
+        } catch (e) {
+          // LaneTail.read on a failing disk (EIO, EMFILE...): health, a pause, and the segment
+          // opened afresh at the same position next time.
+          this.disk.set('read', e);
+          this.readFailed = true;
+          try {
+            feed.tail.seek(feed.tail.position());
+          } catch {
+            // closing on a failing disk: the next read opens it again anyway
+          }
+          break;
+        }
         if (recs.length === 0) break;
         busy = true;
         for (const r of recs) {
@@ -161,7 +226,7 @@ class SinkDriver {
       }
     }
     this.host.publish(this);
-    this.timer = setTimeout(() => this.pump(), busy ? 0 : IDLE_POLL_MS);
+    return busy;
   }
 
   private trySend(feed: LaneFeed, f: InFlight, m: OutboundMessage): boolean {
@@ -193,16 +258,39 @@ class SinkDriver {
         if (!this.trySend(feed, f, m)) feed.waiting.unshift({ f, m });
       }, backoff).unref();
     } else {
-      this.deadLetter(m, o.reason);
-      this.failed++;
-      feed.tracker.done(f);
+      this.deadLetterThenDone(feed, f, m, o.reason);
     }
+  }
+
+  /**
+   * Writes the dead letter, then lets the cursor pass the message. A write that fails (disk
+   * full, I/O error) is tried again after a pause: the message stays in flight and its
+   * cursor waits, it is never passed without its dead letter.
+   */
+  private deadLetterThenDone(feed: LaneFeed, f: InFlight, m: OutboundMessage, reason: string): void {
+    if (this.stopped) return;
+    try {
+      this.deadLetter(m, reason);
+      this.disk.clear('dead letter');
+    } catch (e) {
+      this.disk.set('dead letter', e);
+      try {
+        this.dlq?.close();
+      } catch {
+        // closing a log on a failing disk: it is reopened (and its tail recovered) next time
+      }
+      this.dlq = null;
+      setTimeout(() => this.deadLetterThenDone(feed, f, m, reason), DISK_RETRY_MS).unref();
+      return;
+    }
+    this.failed++;
+    feed.tracker.done(f);
   }
 
   /** Appends the message, as `<topic>.dlq` with the reason, to this sink's dead-letter log. */
   private deadLetter(m: OutboundMessage, reason: string): void {
     this.dlq ??= LaneLog.openDir(deadLetterDir(this.host.config.dataDir, this.sink.name), -1, this.host.config.log.segmentBytes).log;
-    const e = m.envelope;
+    const e = envelopeOrStub(m);
     const payload = Buffer.from(encodeEnvelopeReference({
       ...e,
       topic: `${e.topic}.dlq`,
@@ -223,12 +311,26 @@ class SinkDriver {
       const o = f.tracker.oldestPendingReceivedAt();
       if (o !== null && (oldest === null || o < oldest)) oldest = o;
     }
-    const h = this.sink.health();
+    const sink = this.sink.health();
+    const disk = this.disk.describe();
+    const h = disk ? { healthy: false, detail: `${disk}; ${sink.detail}` } : sink;
     return {
       delivered: this.delivered, failed: this.failed, retries: this.retries, inFlight: this.inFlight(),
       backlogRecords: Math.round(backlogBytes / this.avgFrame), backlogBytes,
       oldestUndeliveredAgeMs: oldest === null ? 0 : Math.max(0, Date.now() - oldest),
       healthy: h.healthy, health: h.detail, deliveryLatency: this.latencies.slice(),
+    };
+  }
+}
+
+/** The message's envelope; one that does not decode goes to the dead letters as its bytes. */
+function envelopeOrStub(m: OutboundMessage): Envelope {
+  try {
+    return m.envelope;
+  } catch {
+    return {
+      id: '', topic: 'undecodable', receivedAtMs: Date.now(), key: '', headers: [], contentType: 'application/x-protobuf',
+      body: m.payload, method: '', path: '', query: '',
     };
   }
 }
@@ -295,12 +397,19 @@ export class SinkHost {
     }
   }
 
+  /** Commits moved cursors; one that cannot be written (disk) is the sink's health and is tried at the next tick. */
   private commitCursors(): void {
     for (const d of this.drivers) {
       const moved = d.feeds.filter((f) => f.tracker.committed() !== f.committedSaved);
       if (moved.length === 0) continue;
       for (const f of d.feeds) d.cursors[String(f.lane)] = f.tracker.committed();
-      this.cursors.commit(d.sink.name, d.cursors);
+      try {
+        this.cursors.commit(d.sink.name, d.cursors);
+      } catch (e) {
+        d.disk.set('cursor', e);
+        continue;
+      }
+      d.disk.clear('cursor');
       for (const f of moved) f.committedSaved = f.tracker.committed();
     }
   }

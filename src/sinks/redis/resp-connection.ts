@@ -86,10 +86,30 @@ export class RespConnection implements RedisConnection {
     this.socket.write(encodeBatch(batch));
   }
 
+  /**
+   * A message whose stored envelope does not decode fails alone, with the permanent ERR the
+   * native writer gives it (it goes to the dead letters); the rest of the batch is sent.
+   */
   writeMessages(messages: OutboundMessage[], done: (replies: RedisReply[]) => void): void {
     const batch: CommandBatch = { args: [], argc: [] };
-    for (const m of messages) this.writeCommand(m, batch);
-    this.write(batch, done);
+    let bad: boolean[] | null = null;
+    for (let i = 0; i < messages.length; i++) {
+      const args = batch.args.length;
+      try {
+        this.writeCommand(messages[i], batch);
+      } catch {
+        batch.args.length = args;
+        (bad ??= [])[i] = true;
+      }
+    }
+    if (!bad) return this.write(batch, done);
+    const undecodable = { error: 'ERR crowd: the stored envelope does not decode' };
+    const merge = (replies: RedisReply[]) => {
+      let k = 0;
+      done(messages.map((_, i) => (bad![i] ? undecodable : replies[k++])));
+    };
+    if (batch.argc.length === 0) merge([]);
+    else this.write(batch, merge);
   }
 
   destroy(): void {
