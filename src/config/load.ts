@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
+import { sinkType } from '../sinks/sink-registry.js';
+import type { SinkTypeModule } from '../sinks/sink-module.js';
 import { configSchema } from './schema.js';
 import type { CrowdConfig, HealthCheckConfig, PoolConfig, RouteConfig } from './types.js';
 
@@ -125,7 +127,10 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
   }
   const sinks: Record<string, any> = doc.sinks;
   for (const [name, s] of Object.entries(sinks)) {
-    if (s.type === 'kafka') {
+    const mod = sinkType(s.type);
+    if (mod) {
+      sinks[name] = sinkOptions(mod, () => mod.options(name, s, { pools, duration: parseDuration }));
+    } else if (s.type === 'kafka') {
       s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
     } else if (s.type === 'redis') {
       checkRedisSink(name, s);
@@ -161,12 +166,17 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
         if (!(s in sinks)) throw new ConfigError(`config: /routes/${i}/sinks names "${s}", which is not in /sinks`);
       }
       checkRingFits(ringBytes, r.maxBodyBytes, `/routes/${i}/maxBodyBytes`);
-      return {
+      const route = {
         ...r,
         topic: r.topic ?? r.path.slice(1),
         keepHeaders: r.keepHeaders.map((h: string) => h.toLowerCase()),
         contentTypes: r.contentTypes.map((t: string) => t.toLowerCase()),
       } satisfies RouteConfig;
+      for (const s of r.sinks) {
+        const mod = sinkType(sinks[s].type);
+        if (mod?.checkRoute) sinkOptions(mod, () => mod.checkRoute!(s, sinks[s], route, `/routes/${i}`));
+      }
+      return route;
     });
   }
   const dynamicRoute = {
@@ -204,6 +214,16 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
     pools,
     source: file ?? '(defaults)',
   };
+}
+
+/** Runs a sink type's own check; what it refuses becomes a ConfigError with its message. */
+function sinkOptions<T>(mod: SinkTypeModule, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError((e as Error).message || `config: sink type ${mod.type} refused the entry`);
+  }
 }
 
 /** Durations of a health check (schema shape) in ms. */

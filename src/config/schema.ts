@@ -3,6 +3,8 @@
  * One place says what a config may contain; src/config/load.ts applies it once and freezes
  * the result. Later sinks extend `sinks`.
  */
+import { sinkTypes } from '../sinks/sink-registry.js';
+
 export const ROUTE_PATH = '^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
 
 const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' } as const;
@@ -253,11 +255,12 @@ export const configSchema = {
       additionalProperties: {
         type: 'object',
         required: ['type'],
-        properties: { type: { enum: ['kafka', 'redis', 'http'] } },
+        properties: { type: { enum: ['kafka', 'redis', 'http', ...sinkTypes.map((t) => t.type)] } },
         allOf: [
           { if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } },
           { if: { properties: { type: { const: 'redis' } } }, then: { $ref: '#/$defs/redisSink' } },
           { if: { properties: { type: { const: 'http' } } }, then: { $ref: '#/$defs/httpSink' } },
+          ...sinkTypes.map((t) => ({ if: { properties: { type: { const: t.type } } }, then: t.schema })),
         ],
       },
     },

@@ -1,20 +1,18 @@
 /** Builds a sink from its config entry (the schema has checked its shape). */
 import type { HttpSinkConfig } from '../config/types.js';
-import type { Logger } from '../logger.js';
 import { HttpSink } from './http/http-sink.js';
-import type { PoolRegistry } from './http/pool-registry.js';
 import { KafkaSink, type KafkaSinkConfig } from './kafka/kafka-sink.js';
 import type { RedisSinkConfig } from './redis/redis-commands.js';
 import { RedisSink } from './redis/redis-sink.js';
+import type { SinkContext } from './sink-module.js';
+import { sinkType } from './sink-registry.js';
 import type { Sink } from './sink-types.js';
 
-/** What sinks share with the rest of crowd (the main thread's pool registry for http sinks). */
-export interface SinkContext {
-  log: Logger;
-  pools: PoolRegistry;
-}
+export type { SinkContext } from './sink-module.js';
 
 export function createSink(name: string, cfg: { type: string }, ctx: SinkContext): Sink {
+  const mod = sinkType(cfg.type);
+  if (mod) return mod.create(name, cfg, ctx);
   switch (cfg.type) {
     case 'kafka':
       return new KafkaSink(name, cfg as KafkaSinkConfig, ctx.log);

@@ -1,0 +1,13 @@
+/**
+ * Every sink type crowd knows, one module each (sink-module.ts says what such a module
+ * exports). config/schema.ts, config/load.ts and create-sink.ts read this list; adding a sink
+ * type is one line here.
+ */
+import { amqpSinkType } from './amqp/amqp-type.js';
+import type { SinkTypeModule } from './sink-module.js';
+
+export const sinkTypes: readonly SinkTypeModule[] = [amqpSinkType];
+
+export function sinkType(type: string): SinkTypeModule | undefined {
+  return sinkTypes.find((t) => t.type === type);
+}
