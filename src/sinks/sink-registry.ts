@@ -5,8 +5,9 @@
  */
 import { amqpSinkType } from './amqp/amqp-type.js';
 import type { SinkTypeModule } from './sink-module.js';
+import { sqsSinkType } from './sqs/sqs-type.js';
 
-export const sinkTypes: readonly SinkTypeModule[] = [amqpSinkType];
+export const sinkTypes: readonly SinkTypeModule[] = [amqpSinkType, sqsSinkType];
 
 export function sinkType(type: string): SinkTypeModule | undefined {
   return sinkTypes.find((t) => t.type === type);
