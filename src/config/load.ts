@@ -94,22 +94,6 @@ export function loadConfig(opts: LoadOptions = {}): CrowdConfig {
   return deepFreeze(derive(doc, file));
 }
 
-/** One of stream or list; the options that belong to the other one are refused, not ignored. */
-function checkRedisSink(name: string, s: Record<string, any>): void {
-  const where = `config: /sinks/${name}`;
-  if ((s.stream === undefined) === (s.list === undefined)) throw new ConfigError(`${where} needs exactly one of "stream" or "list"`);
-  if (s.stream !== undefined && s.push !== undefined) throw new ConfigError(`${where}/push applies to lists only`);
-  if (s.list !== undefined && s.maxLen !== undefined) throw new ConfigError(`${where}/maxLen applies to streams only`);
-  if (s.list !== undefined) s.push ??= 'right';
-  s.replyTimeoutMs = parseDuration(s.replyTimeout);
-  try {
-    const u = new URL(s.url);
-    if (u.protocol !== 'redis:' || u.hostname === '') throw new Error('not redis://host');
-  } catch (e) {
-    throw new ConfigError(`${where}/url is not a redis:// URL: ${(e as Error).message}`);
-  }
-}
-
 function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig {
   const cpus = os.availableParallelism();
   // On 2 cores: one acceptor and one lane; the main thread (admin, supervision) is mostly idle.
@@ -128,29 +112,8 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
   const sinks: Record<string, any> = doc.sinks;
   for (const [name, s] of Object.entries(sinks)) {
     const mod = sinkType(s.type);
-    if (mod) {
-      sinks[name] = sinkOptions(mod, () => mod.options(name, s, { pools, duration: parseDuration }));
-    } else if (s.type === 'kafka') {
-      s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
-    } else if (s.type === 'redis') {
-      checkRedisSink(name, s);
-    } else if (s.type === 'http') {
-      if (!(s.pool in pools)) throw new ConfigError(`config: /sinks/${name}/pool names "${s.pool}", which is not in /pools`);
-      if (s.rewrite) {
-        try {
-          new RegExp(s.rewrite.match);
-        } catch (e) {
-          throw new ConfigError(`config: /sinks/${name}/rewrite/match is not a regular expression: ${(e as Error).message}`);
-        }
-      }
-      sinks[name] = {
-        type: 'http', pool: s.pool, concurrency: s.concurrency, rate: s.rate, timeoutMs: parseDuration(s.timeout), ttlMs: parseDuration(s.ttl),
-        rewrite: s.rewrite, headers: s.headers, ordering: s.ordering,
-        backoffInitialMs: parseDuration(s.backoff.initial), backoffMaxMs: parseDuration(s.backoff.max),
-      };
-    } else {
-      throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
-    }
+    if (!mod) throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
+    sinks[name] = sinkOptions(mod, () => mod.options(name, s, { pools, duration: parseDuration }));
   }
   if (!isLoopbackHost(doc.admin.host) && !doc.admin.token) {
     throw new ConfigError(`config: /admin/token is required when /admin/host ("${doc.admin.host}") is not a loopback address`);

@@ -1,59 +1,12 @@
 /**
  * The configuration schema (JSON Schema, checked by ajv) with every default written out.
  * One place says what a config may contain; src/config/load.ts applies it once and freezes
- * the result. Later sinks extend `sinks`.
+ * the result. Each sink type brings the schema of its entries (src/sinks/sink-registry.ts).
  */
 import { sinkTypes } from '../sinks/sink-registry.js';
+import { duration } from './duration-schema.js';
 
 export const ROUTE_PATH = '^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
-
-const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' } as const;
-
-const kafkaSink = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'brokers', 'topic'],
-  properties: {
-    type: { const: 'kafka' },
-    brokers: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^\\s,]+:[0-9]{1,5}$' } },
-    /** Kafka topic; "{topic}" is replaced by the route's topic (with "/" turned into "."). */
-    topic: { type: 'string', minLength: 1, maxLength: 249 },
-    compression: { enum: ['none', 'gzip', 'snappy', 'lz4', 'zstd'], default: 'none' },
-    format: { enum: ['raw', 'envelope'], default: 'raw' },
-    /** How long librdkafka keeps trying one message before crowd re-sends it from the log. */
-    deliveryTimeout: { ...duration, default: '30s' },
-    /** Extra librdkafka producer properties, passed as they are. */
-    librdkafka: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] }, default: {} },
-  },
-} as const;
-
-/** Exactly one of `stream` or `list` (load.ts says which is wrong, in words). */
-const redisName = { type: 'string', minLength: 1, maxLength: 1024 } as const;
-const redisSink = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'url'],
-  properties: {
-    type: { const: 'redis' },
-    /** redis://[user[:password]@]host[:port][/db]; user and password are URL-encoded. */
-    url: { type: 'string', pattern: '^redis://[^\\s/]+(/[0-9]{1,5})?/?$' },
-    /** Stream key for XADD; "{topic}" is replaced by the route's topic. */
-    stream: redisName,
-    /** Approximate stream cap: XADD MAXLEN ~ maxLen. */
-    maxLen: { type: 'integer', minimum: 1 },
-    /** List key for RPUSH / LPUSH; "{topic}" is replaced by the route's topic. */
-    list: redisName,
-    /** RPUSH (right, the default) or LPUSH; lists only. */
-    push: { enum: ['right', 'left'] },
-    format: { enum: ['raw', 'envelope'], default: 'raw' },
-    /** Which writer: the hiredis addon, the pure-JS twin, or auto (the benchmark's pick). */
-    driver: { enum: ['auto', 'native', 'js'], default: 'auto' },
-    /** Messages per pipelined batch (one JS-to-native call each). */
-    maxBatch: { type: 'integer', minimum: 1, maximum: 65536, default: 512 },
-    /** A reply not back by then fails the connection; its messages are sent again. */
-    replyTimeout: { ...duration, default: '10s' },
-  },
-} as const;
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 
@@ -90,40 +43,10 @@ const pool = {
   },
 } as const;
 
-const httpSink = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'pool'],
-  properties: {
-    type: { const: 'http' },
-    pool: { type: 'string', minLength: 1 },
-    /** Requests in flight at once (this sink, all servers). */
-    concurrency: { type: 'integer', minimum: 1, maximum: 10000, default: 16 },
-    /** Requests per second (token bucket); absent = no limit. */
-    rate: { type: 'number', exclusiveMinimum: 0, maximum: 1000000 },
-    timeout: { ...duration, default: '5s' },
-    /** Older messages (receivedAt) are dead-lettered with reason "ttl expired". */
-    ttl: { ...duration, default: '24h' },
-    /** Regular-expression replace on the request path before replay. */
-    rewrite: {
-      type: 'object', additionalProperties: false, required: ['match', 'replace'],
-      properties: { match: { type: 'string', minLength: 1 }, replace: { type: 'string' } },
-    },
-    /** Static headers added to every replayed request (e.g. the backend's own credentials). */
-    headers: { type: 'object', propertyNames: { pattern: '^[A-Za-z0-9-]+$' }, additionalProperties: { type: 'string' }, default: {} },
-    /** key: messages with the same partition key are delivered one at a time, in log order. */
-    ordering: { enum: ['none', 'key'], default: 'none' },
-    /** Retry backoff: first delay and cap (exponential, jittered). */
-    backoff: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: { initial: { ...duration, default: '100ms' }, max: { ...duration, default: '30s' } },
-    },
-  },
-} as const;
 
 export const configSchema = {
   $id: 'crowd-config',
-  $defs: { kafkaSink, redisSink, httpSink, pool, healthCheck },
+  $defs: { pool, healthCheck },
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -255,13 +178,9 @@ export const configSchema = {
       additionalProperties: {
         type: 'object',
         required: ['type'],
-        properties: { type: { enum: ['kafka', 'redis', 'http', ...sinkTypes.map((t) => t.type)] } },
-        allOf: [
-          { if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } },
-          { if: { properties: { type: { const: 'redis' } } }, then: { $ref: '#/$defs/redisSink' } },
-          { if: { properties: { type: { const: 'http' } } }, then: { $ref: '#/$defs/httpSink' } },
-          ...sinkTypes.map((t) => ({ if: { properties: { type: { const: t.type } } }, then: t.schema })),
-        ],
+        properties: { type: { enum: sinkTypes.map((t) => t.type) } },
+        // Each type's own schema (src/sinks/<type>/), for entries of that type.
+        allOf: sinkTypes.map((t) => ({ if: { properties: { type: { const: t.type } } }, then: t.schema })),
       },
     },
     pools: {
