@@ -229,3 +229,27 @@ test.serial('a route keeping more headers than SQS attributes can carry stops cr
   t.not(r.code, 0);
   t.regex(r.stdout + r.stderr, /\/routes\/0\/keepHeaders keeps 6 headers/);
 });
+
+test.serial('a queue that does not answer: the sink takes no messages (they wait in the log, no retry storm) and says why', async (t) => {
+  // Nothing listens on port 1: every request fails at once.
+  const crowd = await startCrowd({ config: { sinks: { events: sqsSink('http://127.0.0.1:1/000000000000/q', { endpoint: 'http://127.0.0.1:1' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL'));
+  for (let i = 0; i < 20; i++) t.is((await rawRequest(crowd.port, post('/leads', JSON.stringify({ i })))).status, 200);
+  type SinkStats = { healthy: boolean; health?: string; retries: number; failed: number; delivered: number; backlogBytes: number };
+  let s: SinkStats | undefined;
+  // Several probes (one every 2 s) have failed by the time the health says so twice, 3 s apart.
+  for (let i = 0; i < 100; i++) {
+    s = (await adminGet<{ sinks: Record<string, SinkStats> }>(crowd, '/stats')).doc.sinks.events;
+    if (!s.healthy && s.backlogBytes > 0) break;
+    await sleep(100);
+  }
+  await sleep(3000);
+  s = (await adminGet<{ sinks: Record<string, SinkStats> }>(crowd, '/stats')).doc.sinks.events;
+  t.log(s);
+  t.false(s.healthy);
+  t.regex(s.health ?? '', /ECONNREFUSED/);
+  t.is(s.retries, 0, 'no message was sent to fail and come back');
+  t.is(s.delivered + s.failed, 0);
+  t.true(s.backlogBytes > 0, 'the messages wait in the log');
+  await stopCrowd(crowd);
+});

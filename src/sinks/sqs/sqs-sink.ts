@@ -14,6 +14,9 @@
  * it is not 1-128 printable ASCII characters, as SQS wants),
  * MessageDeduplicationId = crowd's id. A message over `maxMessageBytes` is dead-lettered
  * without being sent. The SDK's own retries are off: the sink host retries, from the log.
+ * A request that fails (server down, credentials or queue refused) makes the sink unhealthy:
+ * it takes no more messages (they wait in the log) until a GetQueueAttributes probe, every
+ * 2 s, gets an answer.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -119,9 +122,13 @@ export class SqsSink implements Sink {
   }
 
   private answered(): void {
-    if (!this.healthy) this.log.info({ event: 'sqs_ready', sink: this.name, queueUrl: this.cfg.queueUrl }, 'sqs queue answers');
+    const was = this.healthy;
     this.healthy = true;
     this.lastError = '';
+    if (!was) {
+      this.log.info({ event: 'sqs_ready', sink: this.name, queueUrl: this.cfg.queueUrl }, 'sqs queue answers');
+      this.wakeUp();
+    }
   }
 
   private failedRequest(e: Error): void {
@@ -131,7 +138,9 @@ export class SqsSink implements Sink {
   }
 
   send(m: OutboundMessage, done: (o: DeliveryOutcome) => void): boolean {
-    if (this.queued >= this.maxQueued || !this.client) return false;
+    // Not answering (down, or refusing the queue for credentials or a missing queue): messages
+    // wait in the log instead of failing one by one; the probe brings the sink back.
+    if (!this.healthy || this.queued >= this.maxQueued || !this.client) return false;
     const e = m.envelope;
     const attrs: Record<string, MessageAttributeValue> = {};
     const put = (k: string, v: string) => {
