@@ -1,7 +1,7 @@
 // The amqp sink against a real RabbitMQ node (scripts/rabbitmq.sh), read back with an amqplib
 // consumer. Serial: one test stops and starts the shared node.
 import test from 'ava';
-import { amqpSink, declareQueue, deleteQueue, drainQueue, startRabbit, stopRabbit, type AmqpRecord } from './helpers/amqp.js';
+import { amqpSink, declareExchange, declareQueue, deleteExchange, deleteQueue, drainQueue, pauseRabbit, resumeRabbit, startRabbit, stopRabbit, type AmqpRecord } from './helpers/amqp.js';
 import { runCli, startCrowd, tempDir, writeConfig, type CrowdProcess } from './helpers/crowd-process.js';
 import { readDeadLetters } from './helpers/dead-letters.js';
 import { faultSeconds, longFaults, recordFigures } from './helpers/figures.js';
@@ -143,6 +143,53 @@ test.serial('broker stopped ~20 s under load: crowd keeps answering 200; every a
   t.is(report.missing, 0);
   t.is(report.wrongBody, 0);
   await stopCrowd(o.crowd);
+});
+
+test.serial('a hung broker (SIGSTOP: connection open, no confirm): after confirmTimeout the connection is dropped and its messages sent again; all arrive once it answers', async (t) => {
+  t.timeout(300_000);
+  const queue = uniqueTopic('amqp-hung');
+  await declareQueue(queue);
+  t.teardown(() => deleteQueue(queue));
+  const o = await brokerOutage(t, amqpSink({ routingKey: queue, confirmTimeout: '2s' }), 10, 2, { begin: pauseRabbit, end: resumeRabbit }, async (crowd) =>
+    (await adminGet<{ sinks: Record<string, { healthy: boolean; health?: string }> }>(crowd, '/stats')).doc.sinks.events);
+  const report = await awaitDelivery(queue, o.result.acked, 120_000);
+  t.log({ whileHung: o.probe, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
+  t.true(o.result.acked.size > 100, `only ${o.result.acked.size} acknowledged`);
+  t.false(o.probe.healthy, 'not "connected" while the broker confirms nothing');
+  t.regex(o.crowd.output(), /no confirm within 2000 ms/);
+  t.is(report.missing, 0);
+  await stopCrowd(o.crowd);
+});
+
+test.serial('an exchange that does not exist: nothing is dead-lettered, the sink says why, and all arrives once the exchange is declared', async (t) => {
+  t.timeout(120_000);
+  const queue = uniqueTopic('amqp-noexchange');
+  const exchange = `ex-${queue}`;
+  await declareQueue(queue);
+  t.teardown(async () => {
+    await deleteQueue(queue);
+    await deleteExchange(exchange);
+  });
+  const crowd = await startCrowd({ config: { sinks: { events: amqpSink({ exchange, routingKey: 'r' }) }, routes: [{ path: '/leads', sinks: ['events'] }] } });
+  t.teardown(() => crowd.kill('SIGKILL'));
+  const acked = new Map<string, string>();
+  for (let i = 0; i < 5; i++) {
+    const body = JSON.stringify({ i });
+    const r = await rawRequest(crowd.port, post('/leads', body));
+    t.is(r.status, 200);
+    acked.set((JSON.parse(r.body) as { id: string }).id, body);
+  }
+  let seenError = false;
+  for (let i = 0; i < 100 && !seenError; i++) {
+    await sleep(100);
+    seenError = /NOT_FOUND/.test(crowd.output());
+  }
+  t.true(seenError, 'the broker\'s 404 NOT_FOUND is in the log');
+  await declareExchange(exchange, queue, 'r');
+  const report = await awaitDelivery(queue, acked);
+  t.is(report.missing, 0);
+  t.deepEqual(await readDeadLetters(crowd.dataDir, 'leads.dlq'), []);
+  await stopCrowd(crowd);
 });
 
 test.serial('ack delivered: 200 only once the broker confirmed it (it is in the queue); 503 while the broker is down', async (t) => {

@@ -3,6 +3,7 @@
  * scripts/rabbitmq.sh), and an independent reader: an amqplib consumer, never crowd's sink.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
@@ -74,6 +75,45 @@ export async function stopRabbit(): Promise<void> {
 
 export async function startRabbit(): Promise<void> {
   await run(script, ['start-broker', '--port', String(rabbitPort), '--dir', rabbitDir], { timeout: 180_000 });
+}
+
+/** The node's pid, from the pid file scripts/rabbitmq.sh keeps, checked to be that node (its environment names it). */
+function rabbitPid(): number {
+  const pid = Number(readFileSync(path.join(rabbitDir, 'rabbitmq.pid'), 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no pid in ${rabbitDir}/rabbitmq.pid`);
+  if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`RABBITMQ_NODENAME=crowd${rabbitPort}@localhost`)) throw new Error(`pid ${pid} is not the test node`);
+  return pid;
+}
+
+/** Freezes the node (SIGSTOP): connections stay open, nothing answers, no confirm comes. */
+export function pauseRabbit(): void {
+  process.kill(rabbitPid(), 'SIGSTOP');
+}
+
+export function resumeRabbit(): void {
+  process.kill(rabbitPid(), 'SIGCONT');
+}
+
+/** Declares a direct exchange and binds the queue to it under `routingKey`. */
+export async function declareExchange(exchange: string, queue: string, routingKey: string): Promise<void> {
+  const c = await amqp.connect(rabbitUrl);
+  try {
+    const ch = await c.createChannel();
+    await ch.assertExchange(exchange, 'direct', { durable: false, autoDelete: false });
+    await ch.bindQueue(queue, exchange, routingKey);
+  } finally {
+    await c.close();
+  }
+}
+
+export async function deleteExchange(exchange: string): Promise<void> {
+  const c = await amqp.connect(rabbitUrl).catch(() => null);
+  if (!c) return;
+  try {
+    await (await c.createChannel()).deleteExchange(exchange);
+  } finally {
+    await c.close().catch(() => {});
+  }
 }
 
 export function amqpSink(extra: Record<string, unknown> = {}) {
