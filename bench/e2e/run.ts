@@ -29,6 +29,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { CreateQueueCommand, DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import amqp from 'amqplib';
 import autocannon from 'autocannon';
 import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 import { writeReadmeTable } from './readme-table.js';
@@ -42,13 +44,15 @@ const resultsDir = path.join(repo, 'bench/results');
 interface Case {
   id: string;
   name: string;
-  server: 'uws-hello' | 'uws-checked' | 'uws-durable' | 'fastify-hello' | 'fastify-kafkajs' | 'fastify-ioredis' | 'crowd';
+  server: 'uws-hello' | 'uws-checked' | 'uws-durable' | 'fastify-hello' | 'fastify-kafkajs' | 'fastify-ioredis' | 'fastify-amqplib' | 'fastify-sqs' | 'crowd';
   /**
    * crowd: deliver to a Kafka sink (a real broker, scripts/kafka.sh), a Redis stream (the
    * case's own redis-server), or an http sink whose pool is one `backend` started for the case
    * (bench/servers/<backend>.js).
    */
-  sink?: 'kafka' | 'redis' | 'http';
+  sink?: 'kafka' | 'redis' | 'http' | 'amqp' | 'sqs';
+  /** amqp / sqs: stop that sink's broker (scripts/rabbitmq.sh, elasticmq.sh) for the case: crowd's ingest rate with it down. */
+  brokerDown?: boolean;
   /** Redis sink: which writer (default: the sink's `auto`). */
   redisDriver?: 'native' | 'js';
   /** Stop the case's redis-server before crowd starts (crowd's ingest rate with its sink down). */
@@ -92,7 +96,7 @@ interface Case {
    * drifts by up to ±20% between identical runs a minute apart (docs/benchmarks.md).
    */
   group?: string;
-  role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'baseline-redis' | 'crowd';
+  role: 'ceiling' | 'floor' | 'baseline' | 'baseline-kafka' | 'baseline-redis' | 'baseline-amqp' | 'baseline-sqs' | 'crowd';
   tool: 'wrk' | 'autocannon';
   connections: number;
   duration: number;
@@ -227,6 +231,49 @@ function kafka(cmd: 'up' | 'down' | 'status'): boolean {
   return r.status === 0;
 }
 
+/** RabbitMQ (scripts/rabbitmq.sh) and ElasticMQ (scripts/elasticmq.sh) on the bench's own ports. */
+const rabbitPort = Number(process.env.CROWD_BENCH_RABBITMQ_PORT ?? 19772);
+const rabbitUrl = `amqp://guest:guest@127.0.0.1:${rabbitPort}/`;
+const sqsPort = Number(process.env.CROWD_BENCH_ELASTICMQ_PORT ?? 19424);
+const sqsEndpoint = `http://127.0.0.1:${sqsPort}`;
+const sqsCredentials = { accessKeyId: 'bench', secretAccessKey: 'bench' };
+
+function broker(which: 'amqp' | 'sqs', cmd: 'up' | 'down' | 'status'): boolean {
+  const script = which === 'amqp' ? 'scripts/rabbitmq.sh' : 'scripts/elasticmq.sh';
+  const r = spawnSync(path.join(repo, script), [cmd, '--port', String(which === 'amqp' ? rabbitPort : sqsPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return r.status === 0;
+}
+
+function brokerOf(c: Case): 'amqp' | 'sqs' | null {
+  if (c.sink === 'amqp' || c.server === 'fastify-amqplib') return 'amqp';
+  if (c.sink === 'sqs' || c.server === 'fastify-sqs') return 'sqs';
+  return null;
+}
+
+/** A fresh queue for a case (amqp: durable, on the default exchange; sqs: standard), and how to delete it. */
+async function caseQueue(c: Case): Promise<{ name: string; url: string; remove: () => Promise<void> } | null> {
+  const which = brokerOf(c);
+  const name = `bench-${c.id}-${Date.now()}`;
+  if (which === 'amqp') {
+    const declare = async (f: (ch: amqp.Channel) => Promise<unknown>) => {
+      const conn = await amqp.connect(rabbitUrl);
+      try {
+        await f(await conn.createChannel());
+      } finally {
+        await conn.close().catch(() => {});
+      }
+    };
+    await declare((ch) => ch.assertQueue(name, { durable: true }));
+    return { name, url: name, remove: () => declare((ch) => ch.deleteQueue(name)).catch(() => {}) };
+  }
+  if (which === 'sqs') {
+    const client = new SQSClient({ region: 'us-east-1', endpoint: sqsEndpoint, credentials: { ...sqsCredentials } });
+    const url = (await client.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
+    return { name, url, remove: async () => void (await client.send(new DeleteQueueCommand({ QueueUrl: url })).catch(() => {})) };
+  }
+  return null;
+}
+
 async function adminJson(port: number, p: string): Promise<any> {
   const r = await fetch(`http://127.0.0.1:${port}${p}`);
   return p === '/metrics' ? r.text() : r.json();
@@ -286,7 +333,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function startServer(c: Case, redis: RedisServer | null): Promise<{ child: ChildProcess; port: number; adminPort: number; backendPort: number; startBackend: () => Promise<void>; stop: () => Promise<void> }> {
+async function startServer(c: Case, redis: RedisServer | null, queue: { name: string; url: string } | null): Promise<{ child: ChildProcess; port: number; adminPort: number; backendPort: number; startBackend: () => Promise<void>; stop: () => Promise<void> }> {
   const port = nextPort++;
   let child: ChildProcess;
   let dataDir: string | null = null;
@@ -303,7 +350,9 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
     const cfg = path.join(dataDir, 'bench.json');
     const sinks = c.sink === 'kafka' ? { kafka: { type: 'kafka', brokers: [kafkaBroker], topic: `bench-${c.id}-${Date.now()}` } }
       : c.sink === 'redis' ? { redis: { type: 'redis', url: redis!.url, stream: `bench-${c.id}`, ...(c.redisDriver ? { driver: c.redisDriver } : {}) } }
-      : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } } : {};
+      : c.sink === 'http' ? { http: { type: 'http', pool: 'bench', ...c.sinkOptions } }
+      : c.sink === 'amqp' ? { amqp: { type: 'amqp', url: rabbitUrl, routingKey: queue!.name, ...c.sinkOptions } }
+      : c.sink === 'sqs' ? { sqs: { type: 'sqs', queueUrl: queue!.url, endpoint: sqsEndpoint, region: 'us-east-1', credentials: sqsCredentials, ...c.sinkOptions } } : {};
     const pools = c.sink === 'http' ? { bench: { servers: [`http://127.0.0.1:${backendPort}`], healthCheck: { interval: '200ms' }, ...c.poolOptions } } : {};
     fs.writeFileSync(cfg, JSON.stringify({ logLevel: 'warn', sinks, pools, ...(c.threads ? { threads: c.threads } : {}), ...(c.ingest ? { ingest: c.ingest } : {}), routes: [{ path: '/leads', ack: c.ack ?? 'durable', sinks: Object.keys(sinks) }] }));
     const [cmd, args] = pinned(c, [path.join(repo, 'dist/src/cli.js'), 'start', '--config', cfg]);
@@ -317,6 +366,8 @@ async function startServer(c: Case, redis: RedisServer | null): Promise<{ child:
     const extra = c.server === 'fastify-kafkajs' ? [kafkaBroker, `bench-baseline-${Date.now()}`]
       : c.server === 'fastify-ioredis' ? [String(redis!.port), 'bench-baseline']
       : c.server === 'uws-durable' ? [path.join(dataDir!, 'events.log')]
+      : c.server === 'fastify-amqplib' ? [rabbitUrl, queue!.name]
+      : c.server === 'fastify-sqs' ? [sqsEndpoint, queue!.url]
       : [];
     const [cmd, args] = pinned(c, [path.join(repo, `dist/bench/servers/${c.server}.js`), String(port), ...extra]);
     child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -472,7 +523,9 @@ async function runCase(c: Case, byId: Map<string, Outcome>): Promise<Outcome> {
   if (c.kafkaDown) kafka('down');
   const redis = c.sink === 'redis' || c.server === 'fastify-ioredis' ? await startRedis() : null;
   if (c.redisDown) await redis!.stop();
-  const srv = await startServer(c, redis);
+  const queue = await caseQueue(c);
+  if (c.brokerDown) broker(brokerOf(c)!, 'down');
+  const srv = await startServer(c, redis, queue);
   await new Promise((r) => setTimeout(r, 500));
   const ticks0 = cpuTicks(srv.child.pid!);
   const threads0 = sampleThreads(srv.child.pid!);
@@ -497,11 +550,13 @@ async function runCase(c: Case, byId: Map<string, Outcome>): Promise<Outcome> {
     o.deliveryLatencyMs = { p50: Number(d.p50.toFixed(1)), p99: Number(d.p99.toFixed(1)) };
     if (o.cpu && d.delivered > 0) o.cpu.mainPerDeliveredUs = round1(cpuBetween(threads0, sampleThreads(srv.child.pid!)).us.main / d.delivered);
   }
-  if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis') o.endToEndPerSec = o.reqPerSec;
+  if (c.server === 'fastify-kafkajs' || c.server === 'fastify-ioredis' || c.server === 'fastify-amqplib' || c.server === 'fastify-sqs') o.endToEndPerSec = o.reqPerSec;
   if (c.measureBackendRate) o.backendRate = await backendRate(srv.backendPort, c.measureBackendRate.windowS, Number(c.sinkOptions?.rate));
   await srv.stop();
   await redis?.stop();
   if (c.kafkaDown) kafka('up');
+  if (c.brokerDown) broker(brokerOf(c)!, 'up');
+  await queue?.remove();
   return o;
 }
 
@@ -665,6 +720,7 @@ async function main(): Promise<void> {
   }
   const needsKafka = cases.some((c) => c.sink === 'kafka' || c.server === 'fastify-kafkajs');
   const startedKafka = needsKafka && !kafka('status') ? kafka('up') : false;
+  const started = (['amqp', 'sqs'] as const).filter((b) => cases.some((c) => brokerOf(c) === b) && !broker(b, 'status') && broker(b, 'up'));
   const byId = new Map<string, Outcome>();
   const samples = new Map<string, Outcome[]>();
   const runs = schedule(cases, rounds).flat();
@@ -740,6 +796,7 @@ async function main(): Promise<void> {
     }
   }
   if (startedKafka) kafka('down');
+  for (const b of started) broker(b, 'down');
   const date = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
   const meta = { date, node: process.version, machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB` };
   fs.mkdirSync(resultsDir, { recursive: true });

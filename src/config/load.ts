@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
+import { sinkType } from '../sinks/sink-registry.js';
+import type { SinkTypeModule } from '../sinks/sink-module.js';
 import { configSchema, durationKeyword } from './schema.js';
 import type { CrowdConfig, HealthCheckConfig, PoolConfig, RouteConfig } from './types.js';
 
@@ -93,22 +95,6 @@ export function loadConfig(opts: LoadOptions = {}): CrowdConfig {
   return deepFreeze(derive(doc, file));
 }
 
-/** One of stream or list; the options that belong to the other one are refused, not ignored. */
-function checkRedisSink(name: string, s: Record<string, any>): void {
-  const where = `config: /sinks/${name}`;
-  if ((s.stream === undefined) === (s.list === undefined)) throw new ConfigError(`${where} needs exactly one of "stream" or "list"`);
-  if (s.stream !== undefined && s.push !== undefined) throw new ConfigError(`${where}/push applies to lists only`);
-  if (s.list !== undefined && s.maxLen !== undefined) throw new ConfigError(`${where}/maxLen applies to streams only`);
-  if (s.list !== undefined) s.push ??= 'right';
-  s.replyTimeoutMs = parseDuration(s.replyTimeout);
-  try {
-    const u = new URL(s.url);
-    if (u.protocol !== 'redis:' || u.hostname === '') throw new Error('not redis://host');
-  } catch (e) {
-    throw new ConfigError(`${where}/url is not a redis:// URL: ${(e as Error).message}`);
-  }
-}
-
 function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig {
   const cpus = os.availableParallelism();
   // On 2 cores: one acceptor and one lane; the main thread (admin, supervision) is mostly idle.
@@ -126,27 +112,9 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
   }
   const sinks: Record<string, any> = doc.sinks;
   for (const [name, s] of Object.entries(sinks)) {
-    if (s.type === 'kafka') {
-      s.deliveryTimeoutMs = parseDuration(s.deliveryTimeout);
-    } else if (s.type === 'redis') {
-      checkRedisSink(name, s);
-    } else if (s.type === 'http') {
-      if (!(s.pool in pools)) throw new ConfigError(`config: /sinks/${name}/pool names "${s.pool}", which is not in /pools`);
-      if (s.rewrite) {
-        try {
-          new RegExp(s.rewrite.match);
-        } catch (e) {
-          throw new ConfigError(`config: /sinks/${name}/rewrite/match is not a regular expression: ${(e as Error).message}`);
-        }
-      }
-      sinks[name] = {
-        type: 'http', pool: s.pool, concurrency: s.concurrency, rate: s.rate, timeoutMs: parseDuration(s.timeout), ttlMs: parseDuration(s.ttl),
-        rewrite: s.rewrite, headers: s.headers, ordering: s.ordering,
-        backoffInitialMs: parseDuration(s.backoff.initial), backoffMaxMs: parseDuration(s.backoff.max),
-      };
-    } else {
-      throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
-    }
+    const mod = sinkType(s.type);
+    if (!mod) throw new ConfigError(`config: /sinks/${name} type "${s.type}" is not available in this version of crowd`);
+    sinks[name] = sinkOptions(mod, () => mod.options(name, s, { pools, duration: parseDuration }));
   }
   if (!isLoopbackHost(doc.admin.host) && !doc.admin.token) {
     throw new ConfigError(`config: /admin/token is required when /admin/host ("${doc.admin.host}") is not a loopback address`);
@@ -162,12 +130,17 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
         if (!(s in sinks)) throw new ConfigError(`config: /routes/${i}/sinks names "${s}", which is not in /sinks`);
       }
       checkRingFits(ringBytes, r.maxBodyBytes, `/routes/${i}/maxBodyBytes`);
-      return {
+      const route = {
         ...r,
         topic: r.topic ?? r.path.slice(1),
         keepHeaders: r.keepHeaders.map((h: string) => h.toLowerCase()),
         contentTypes: r.contentTypes.map((t: string) => t.toLowerCase()),
       } satisfies RouteConfig;
+      for (const s of r.sinks) {
+        const mod = sinkType(sinks[s].type);
+        if (mod?.checkRoute) sinkOptions(mod, () => mod.checkRoute!(s, sinks[s], route, `/routes/${i}`));
+      }
+      return route;
     });
   }
   const dynamicRoute = {
@@ -205,6 +178,16 @@ function derive(doc: Record<string, any>, file: string | undefined): CrowdConfig
     pools,
     source: file ?? '(defaults)',
   };
+}
+
+/** Runs a sink type's own check; what it refuses becomes a ConfigError with its message. */
+function sinkOptions<T>(mod: SinkTypeModule, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError((e as Error).message || `config: sink type ${mod.type} refused the entry`);
+  }
 }
 
 /** Durations of a health check (schema shape) in ms. */

@@ -1,99 +1,14 @@
 /**
  * The configuration schema (JSON Schema, checked by ajv) with every default written out.
  * One place says what a config may contain; src/config/load.ts applies it once and freezes
- * the result. Later sinks extend `sinks`.
+ * the result. Each sink type brings the schema of its entries (src/sinks/sink-registry.ts).
  */
+import { sinkTypes } from '../sinks/sink-registry.js';
+import { duration, H, M, S } from './duration-schema.js';
+
+export { durationKeyword, durationToMs } from './duration-schema.js';
+
 export const ROUTE_PATH = '^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
-
-import type { KeywordDefinition } from 'ajv';
-
-const DURATION_UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-/** "250ms", "5s", "2m", "1h" in ms; NaN when it is not a duration. */
-export function durationToMs(s: string): number {
-  const m = /^([0-9]+)(ms|s|m|h)$/.exec(s);
-  return m ? Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS] : NaN;
-}
-
-function showMs(ms: number): string {
-  for (const [unit, n] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % n === 0) return `${ms / n}${unit}`;
-  return `${ms}ms`;
-}
-
-/**
- * `durationMs: [min, max]`: a duration string whose value lies in [min, max] ms. Every
- * duration has bounds: "0ms" as a health-check interval ran ~900 checks a second, and a value
- * above Node's timer range (2^31-1 ms, ~24.8 days) became 1 ms. Register it on every ajv that
- * compiles these schemas (config/load.ts, admin/servers-api.ts).
- */
-export const durationKeyword: KeywordDefinition = {
-  keyword: 'durationMs',
-  type: 'string',
-  schemaType: 'array',
-  errors: true,
-  validate: function check(range: [number, number], data: string): boolean {
-    const ms = durationToMs(data);
-    if (ms >= range[0] && ms <= range[1]) return true;
-    (check as { errors?: unknown[] }).errors = [
-      { keyword: 'durationMs', message: `must be a duration from ${showMs(range[0])} to ${showMs(range[1])}`, params: { min: range[0], max: range[1] } },
-    ];
-    return false;
-  },
-};
-
-const S = 1000;
-const M = 60 * S;
-const H = 60 * M;
-/** A duration between min and max ms (both within Node's timer range unless said otherwise). */
-function duration(min: number, max: number) {
-  return { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$', durationMs: [min, max] } as const;
-}
-
-const kafkaSink = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'brokers', 'topic'],
-  properties: {
-    type: { const: 'kafka' },
-    brokers: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^\\s,]+:[0-9]{1,5}$' } },
-    /** Kafka topic; "{topic}" is replaced by the route's topic (with "/" turned into "."). */
-    topic: { type: 'string', minLength: 1, maxLength: 249 },
-    compression: { enum: ['none', 'gzip', 'snappy', 'lz4', 'zstd'], default: 'none' },
-    format: { enum: ['raw', 'envelope'], default: 'raw' },
-    /** How long librdkafka keeps trying one message before crowd re-sends it from the log. */
-    deliveryTimeout: { ...duration(1 * S, 24 * H), default: '30s' },
-    /** Extra librdkafka producer properties, passed as they are. */
-    librdkafka: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] }, default: {} },
-  },
-} as const;
-
-/** Exactly one of `stream` or `list` (load.ts says which is wrong, in words). */
-const redisName = { type: 'string', minLength: 1, maxLength: 1024 } as const;
-const redisSink = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'url'],
-  properties: {
-    type: { const: 'redis' },
-    /** redis://[user[:password]@]host[:port][/db]; user and password are URL-encoded. */
-    url: { type: 'string', pattern: '^redis://[^\\s/]+(/[0-9]{1,5})?/?$' },
-    /** Stream key for XADD; "{topic}" is replaced by the route's topic. */
-    stream: redisName,
-    /** Approximate stream cap: XADD MAXLEN ~ maxLen. */
-    maxLen: { type: 'integer', minimum: 1 },
-    /** List key for RPUSH / LPUSH; "{topic}" is replaced by the route's topic. */
-    list: redisName,
-    /** RPUSH (right, the default) or LPUSH; lists only. */
-    push: { enum: ['right', 'left'] },
-    format: { enum: ['raw', 'envelope'], default: 'raw' },
-    /** Which writer: the hiredis addon, the pure-JS twin, or auto (the benchmark's pick). */
-    driver: { enum: ['auto', 'native', 'js'], default: 'auto' },
-    /** Messages per pipelined batch (one JS-to-native call each). */
-    maxBatch: { type: 'integer', minimum: 1, maximum: 65536, default: 512 },
-    /** A reply not back by then fails the connection; its messages are sent again. */
-    replyTimeout: { ...duration(100, 1 * H), default: '10s' },
-  },
-} as const;
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 
@@ -130,40 +45,10 @@ const pool = {
   },
 } as const;
 
-const httpSink = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'pool'],
-  properties: {
-    type: { const: 'http' },
-    pool: { type: 'string', minLength: 1 },
-    /** Requests in flight at once (this sink, all servers). */
-    concurrency: { type: 'integer', minimum: 1, maximum: 10000, default: 16 },
-    /** Requests per second (token bucket); absent = no limit. */
-    rate: { type: 'number', exclusiveMinimum: 0, maximum: 1000000 },
-    timeout: { ...duration(10, 1 * H), default: '5s' },
-    /** Older messages (receivedAt) are dead-lettered with reason "ttl expired". */
-    ttl: { ...duration(1 * S, 365 * 24 * H), default: '24h' },
-    /** Regular-expression replace on the request path before replay. */
-    rewrite: {
-      type: 'object', additionalProperties: false, required: ['match', 'replace'],
-      properties: { match: { type: 'string', minLength: 1 }, replace: { type: 'string' } },
-    },
-    /** Static headers added to every replayed request (e.g. the backend's own credentials). */
-    headers: { type: 'object', propertyNames: { pattern: '^[A-Za-z0-9-]+$' }, additionalProperties: { type: 'string' }, default: {} },
-    /** key: messages with the same partition key are delivered one at a time, in log order. */
-    ordering: { enum: ['none', 'key'], default: 'none' },
-    /** Retry backoff: first delay and cap (exponential, jittered). */
-    backoff: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: { initial: { ...duration(1, 1 * H), default: '100ms' }, max: { ...duration(1, 24 * H), default: '30s' } },
-    },
-  },
-} as const;
 
 export const configSchema = {
   $id: 'crowd-config',
-  $defs: { kafkaSink, redisSink, httpSink, pool, healthCheck },
+  $defs: { pool, healthCheck },
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -298,12 +183,9 @@ export const configSchema = {
       additionalProperties: {
         type: 'object',
         required: ['type'],
-        properties: { type: { enum: ['kafka', 'redis', 'http'] } },
-        allOf: [
-          { if: { properties: { type: { const: 'kafka' } } }, then: { $ref: '#/$defs/kafkaSink' } },
-          { if: { properties: { type: { const: 'redis' } } }, then: { $ref: '#/$defs/redisSink' } },
-          { if: { properties: { type: { const: 'http' } } }, then: { $ref: '#/$defs/httpSink' } },
-        ],
+        properties: { type: { enum: sinkTypes.map((t) => t.type) } },
+        // Each type's own schema (src/sinks/<type>/), for entries of that type.
+        allOf: sinkTypes.map((t) => ({ if: { properties: { type: { const: t.type } } }, then: t.schema })),
       },
     },
     pools: {

@@ -1,30 +1,12 @@
-/** Builds a sink from its config entry (the schema has checked its shape). */
-import type { HttpSinkConfig } from '../config/types.js';
-import type { Logger } from '../logger.js';
-import { HttpSink } from './http/http-sink.js';
-import type { PoolRegistry } from '../upstream/pool-registry.js';
-import { KafkaSink, type KafkaSinkConfig } from './kafka/kafka-sink.js';
-import type { RedisSinkConfig } from './redis/redis-commands.js';
-import { RedisSink } from './redis/redis-sink.js';
+/** Builds a sink from its config entry (the loader has made it its type's options). */
+import type { SinkContext } from './sink-module.js';
+import { sinkType } from './sink-registry.js';
 import type { Sink } from './sink-types.js';
 
-/** What sinks share with the rest of crowd (the main thread's pool registry for http sinks). */
-export interface SinkContext {
-  log: Logger;
-  pools: PoolRegistry;
-}
+export type { SinkContext } from './sink-module.js';
 
 export function createSink(name: string, cfg: { type: string }, ctx: SinkContext): Sink {
-  switch (cfg.type) {
-    case 'kafka':
-      return new KafkaSink(name, cfg as KafkaSinkConfig, ctx.log);
-    case 'redis':
-      return new RedisSink(name, cfg as RedisSinkConfig, ctx.log);
-    case 'http': {
-      const c = cfg as HttpSinkConfig;
-      return new HttpSink(name, c, ctx.pools.pool(c.pool), ctx.log);
-    }
-    default:
-      throw new Error(`sink ${name}: type ${cfg.type} is not available`);
-  }
+  const mod = sinkType(cfg.type);
+  if (!mod) throw new Error(`sink ${name}: type ${cfg.type} is not available`);
+  return mod.create(name, cfg, ctx);
 }
