@@ -28,7 +28,7 @@ export function logDataDir(opts: { dataDir?: string; config?: string }, env: Nod
   try {
     st = fs.statSync(dir);
   } catch {
-    throw new DataDirError(`data dir ${dir} does not exist`);
+    throw new DataDirError(`data dir ${dir} does not exist (give --data-dir, CROWD_DATA_DIR or a config with dataDir)`);
   }
   if (!st.isDirectory()) throw new DataDirError(`data dir ${dir} is not a directory`);
   if (listLogDirs(dir).length === 0) throw new DataDirError(`data dir ${dir} holds no log (no ${path.join(dir, 'log')}/lane-* directory)`);
