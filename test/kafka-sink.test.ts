@@ -1,11 +1,12 @@
 // The Kafka sink against a real Apache Kafka broker (scripts/kafka.sh, KRaft), read back with
 // kcat. Serial: one test stops and starts the shared broker.
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { runCli, startCrowd, type CrowdProcess } from './helpers/crowd-process.js';
 import { kafkaSink, pauseBroker, readTopic, resumeBroker, startBroker, stopBroker, uniqueTopic, type KafkaRecord } from './helpers/kafka.js';
 import { faultSeconds, longFaults, recordFigures } from './helpers/figures.js';
-import { loadUntilAcked, runLoad, type LoadResult } from './helpers/load.js';
-import { post, rawExchange, rawRequest } from './helpers/raw-http.js';
+import { loadUntilAcked } from './helpers/load.js';
+import { adminGet, brokerOutage, type BrokerFault } from './helpers/outage.js';
+import { post, rawRequest } from './helpers/raw-http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const shopHeader = (n: number) => ({ 'x-shop': `shop-${n % 7}` });
@@ -145,69 +146,16 @@ test.serial('a message the broker refuses for good (over its size limit) is dead
   await stopCrowd(crowd);
 });
 
-interface Outage<T> {
-  crowd: CrowdProcess;
-  result: LoadResult;
-  /** What `whileDown` found at the end of the outage. */
-  probe: T;
-  loadStartedAt: number;
-  downSeconds: number;
-}
-
 /** How the broker goes away and comes back: stopped and started, or frozen and thawed. */
-interface BrokerFault {
-  begin: () => Promise<void> | void;
-  end: () => Promise<void> | void;
-}
 const STOPPED: BrokerFault = { begin: stopBroker, end: startBroker };
 /** SIGSTOP / SIGCONT: connections stay open and nothing answers (helpers/kafka.ts). */
 const HUNG: BrokerFault = { begin: pauseBroker, end: resumeBroker };
-
-/**
- * crowd with one Kafka sink on /leads under load from `clients` clients; after 200
- * acknowledgements the broker goes away (`fault`, stopped by default) for `downSeconds`,
- * `whileDown` looks at crowd at the end of the outage, the broker comes back, and the load stops
- * after 200 more acknowledgements. crowd is killed when the test ends, also when an assertion
- * ends it early.
- */
-async function brokerOutage<T>(t: ExecutionContext, sink: Record<string, unknown>, downSeconds: number, clients: number, whileDown: (crowd: CrowdProcess) => Promise<T>, fault = STOPPED): Promise<Outage<T>> {
-  const crowd = await startCrowd({ config: { sinks: { events: sink }, routes: [{ path: '/leads', sinks: ['events'] }] } });
-  t.teardown(() => crowd.kill('SIGKILL'));
-  const load = runLoad(crowd.port, '/leads', clients);
-  const loadStartedAt = Date.now();
-  let result: LoadResult;
-  let probe: T;
-  let downAt = 0;
-  let upAt = 0;
-  try {
-    await load.untilAcked(200);
-    await fault.begin();
-    downAt = Date.now();
-    await sleep(downSeconds * 1000);
-    probe = await whileDown(crowd);
-    await fault.end();
-    upAt = Date.now();
-    await load.untilAcked(load.acked() + 200);
-  } finally {
-    result = await load.stop();
-    // A probe that threw must not leave the broker down for the tests after this one.
-    if (upAt === 0) await fault.end();
-  }
-  return { crowd, result, probe, loadStartedAt, downSeconds: Math.round((upAt - downAt) / 1000) };
-}
-
-async function adminGet<T>(crowd: CrowdProcess, path: string): Promise<{ status: number; doc: T }> {
-  // The whole answer (up to 10 s), not 1 s of silence: on a loaded machine the main thread,
-  // which also hosts the sinks, can take longer than that, and a cut answer is not JSON.
-  const r = await rawExchange(crowd.adminPort, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-  return { status: r.status, doc: JSON.parse(r.body) as T };
-}
 
 test.serial('broker down ~20 s under load: crowd keeps answering 200; every acknowledged id arrives', async (t) => {
   t.timeout(600_000);
   const downSeconds = faultSeconds(20, 120);
   const topic = uniqueTopic('outage');
-  const o = await brokerOutage(t, kafkaSink(topic), downSeconds, longFaults ? 2 : 8, async (crowd) => ({
+  const o = await brokerOutage(t, kafkaSink(topic), downSeconds, longFaults ? 2 : 8, STOPPED, async (crowd) => ({
     acceptedWhileDown: (await rawRequest(crowd.port, post('/leads', '{"during":"outage"}'))).status,
     readyWhileDown: (await adminGet(crowd, '/readyz')).status,
   }));
@@ -230,7 +178,7 @@ test.serial('broker down longer than deliveryTimeout: timed-out messages are sen
   t.timeout(400_000);
   const topic = uniqueTopic('longoutage');
   const downSeconds = faultSeconds(12, 120);
-  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '3s' }), downSeconds, longFaults ? 2 : 8, async (crowd) =>
+  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '3s' }), downSeconds, longFaults ? 2 : 8, STOPPED, async (crowd) =>
     (await adminGet<{ sinks: Record<string, { retries: number }> }>(crowd, '/stats')).doc.sinks.events.retries);
   const retriesWhileDown = o.probe;
   const drainStart = Date.now();
@@ -249,7 +197,7 @@ test.serial('a producer that delivers nothing for deliveryTimeout + 10 s is repl
   t.timeout(300_000);
   const topic = uniqueTopic('stall');
   // No delivery for 2 s + 10 s: the watchdog replaces the producer; new ones cannot connect.
-  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '2s' }), 16, 2, async (crowd) =>
+  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '2s' }), 16, 2, STOPPED, async (crowd) =>
     (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events);
   const healthWhileDown = o.probe;
   const report = await awaitDelivery(topic, o.result.acked, 120_000);
@@ -264,8 +212,8 @@ test.serial('a hung broker (SIGSTOP: connections open, no answers) for deliveryT
   t.timeout(300_000);
   const topic = uniqueTopic('hung');
   // The stall is declared 2 s + 10 s after the last delivery; look a few seconds later.
-  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '2s' }), 16, 2, async (crowd) =>
-    (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events, HUNG);
+  const o = await brokerOutage(t, kafkaSink(topic, { deliveryTimeout: '2s' }), 16, 2, HUNG, async (crowd) =>
+    (await adminGet<{ sinks: Record<string, { healthy: boolean; detail?: string }> }>(crowd, '/readyz')).doc.sinks.events);
   const healthWhileHung = o.probe;
   const report = await awaitDelivery(topic, o.result.acked, 120_000);
   t.log({ healthWhileHung, acknowledged: report.acknowledged, missing: report.missing, duplicates: report.duplicates });
